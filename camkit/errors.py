@@ -1,0 +1,61 @@
+"""Exception and warning types raised by camkit.
+
+Every error camkit raises on purpose derives from :class:`CamkitError`, so callers can catch
+them all at once; each also derives from the built-in type that matches its meaning
+(``ValueError``, ``LookupError``, ``TypeError``) so generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CamkitError",
+    "CamkitPluginWarning",
+    "DeviceFallbackWarning",
+    "InputError",
+    "LayerNotFoundError",
+    "LayerResolutionError",
+    "ModelOutputError",
+    "PluginConflictError",
+    "TargetError",
+    "UnknownNameError",
+]
+
+
+class CamkitError(Exception):
+    """Base class of every error camkit raises on purpose."""
+
+
+class InputError(CamkitError, ValueError):
+    """An image or tensor given to an explainer cannot be used (wrong shape, type or file)."""
+
+
+class TargetError(CamkitError, ValueError):
+    """A target class is out of range, of the wrong type, or does not match the batch."""
+
+
+class ModelOutputError(CamkitError, TypeError):
+    """The model's forward returned something camkit cannot read class scores from."""
+
+
+class LayerNotFoundError(CamkitError, LookupError):
+    """An explicitly named target layer does not exist in the model."""
+
+
+class LayerResolutionError(CamkitError, LookupError):
+    """No target layer could be found, or the chosen layer cannot be used for a CAM."""
+
+
+class UnknownNameError(CamkitError, LookupError):
+    """A method, renderer or other registered name is not known to the registry."""
+
+
+class PluginConflictError(CamkitError, ValueError):
+    """Two plugins registered the same name for a method or a renderer."""
+
+
+class CamkitPluginWarning(UserWarning):
+    """A third-party plugin failed to load or register and was skipped."""
+
+
+class DeviceFallbackWarning(UserWarning):
+    """The requested device is unavailable; camkit fell back to the CPU."""

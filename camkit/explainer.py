@@ -1,0 +1,279 @@
+"""The :class:`Explainer` facade: model + layer + method + renderer on one device."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from PIL import Image
+from torch import Tensor, nn
+
+from camkit.capture import capture_layer, explanation_mode
+from camkit.device import DeviceLike, select_device
+from camkit.errors import InputError, LayerResolutionError
+from camkit.explanation import Explanation
+from camkit.layers.base import get_layer, layer_name_of
+from camkit.methods.base import CAMMethod
+from camkit.plugins.manager import create_method, create_renderer, get_registry, to_spatial
+from camkit.preprocess import DataConfig, ImageInput, Transform, as_batch_list, load_rgb
+from camkit.render.base import Renderer
+from camkit.targets import OutputSelector, TargetSpec, select_logits
+
+__all__ = ["Explainer", "normalize_map"]
+
+
+def normalize_map(raw: NDArray[np.floating]) -> NDArray[np.float32]:
+    """Min-max normalise a map into ``[0, 1]``; a constant map becomes all zeros."""
+    shifted = raw.astype(np.float32) - np.float32(raw.min())
+    peak = float(shifted.max())
+    return shifted / np.float32(peak) if peak > 0 else np.zeros_like(shifted)
+
+
+def _make_method(method: str | CAMMethod | type[CAMMethod]) -> CAMMethod:
+    if isinstance(method, str):
+        return create_method(method)
+    if isinstance(method, CAMMethod):
+        return method
+    if isinstance(method, type) and issubclass(method, CAMMethod):
+        return method()
+    raise TypeError(
+        f"method must be a registered name, a CAMMethod or a CAMMethod subclass, got {method!r}"
+    )
+
+
+def _make_renderer(renderer: str | Renderer | type[Renderer]) -> Renderer:
+    if isinstance(renderer, str):
+        return create_renderer(renderer)
+    if isinstance(renderer, Renderer):
+        return renderer
+    if isinstance(renderer, type) and issubclass(renderer, Renderer):
+        return renderer()
+    raise TypeError(
+        f"renderer must be a registered name, a Renderer or a Renderer subclass, got {renderer!r}"
+    )
+
+
+class Explainer:
+    """Explains a classifier's decisions with class-activation maps.
+
+    Args:
+        model: any ``nn.Module`` classifier. It is moved to ``device``; its training flags,
+            ``requires_grad`` flags, parameter gradients and hooks are left as they were.
+        method: a registered method name (``"gradcam++"``, ``"gradcam"``, …), a
+            :class:`~camkit.CAMMethod` instance or subclass.
+        layer: the target layer as a dotted name or the module itself; ``None`` asks the
+            registered resolvers (plugins, the architecture table, then the structural
+            fallback) on the first call.
+        renderer: a registered renderer name (``"jet"``) or a :class:`~camkit.Renderer`.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a
+            ``torch.device``. An unavailable CUDA device falls back to the CPU with a warning.
+        transform: ``PIL image -> (C, H, W) tensor``; replaces the default preprocessing
+            (the model's timm-style ``pretrained_cfg``, else ImageNet mean/std at 224×224).
+            The map is resized back onto the whole original image, so the transform should
+            not crop.
+        output: ``model output -> (B, K) logits``, for models whose output is not a tensor, a
+            tuple (first element), a mapping with ``"logits"`` or an object with ``.logits``.
+
+    Raises:
+        LayerNotFoundError: ``layer`` names no module of ``model``.
+        UnknownNameError: ``method`` or ``renderer`` is not registered.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        method: str | CAMMethod | type[CAMMethod] = "gradcam++",
+        layer: str | nn.Module | None = None,
+        renderer: str | Renderer | type[Renderer] = "jet",
+        device: DeviceLike = "auto",
+        transform: Transform | None = None,
+        output: OutputSelector | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.method: CAMMethod = _make_method(method)
+        self.method_name: str = self.method.name or type(self.method).__name__
+        self.renderer: Renderer = _make_renderer(renderer)
+        self.device: torch.device = select_device(device)
+        self.model: nn.Module = model.to(self.device)
+        self.transform = transform
+        self.select: OutputSelector = output or select_logits
+        self.data_config: DataConfig = DataConfig.from_model(model)
+        self._layer: str | None = None
+        if isinstance(layer, nn.Module):
+            self._layer = layer_name_of(model, layer)
+        elif isinstance(layer, str):
+            get_layer(model, layer)
+            self._layer = layer
+        elif layer is not None:
+            raise TypeError(f"layer must be a dotted name, an nn.Module or None, got {layer!r}")
+
+    def __repr__(self) -> str:
+        return (
+            f"Explainer(model={type(self.model).__name__}, method={self.method_name!r}, "
+            f"layer={self._layer!r}, renderer={self.renderer!r}, device='{self.device}')"
+        )
+
+    @property
+    def layer(self) -> str | None:
+        """The target layer's dotted name; ``None`` until resolved by the first call."""
+        return self._layer
+
+    def resolve_layer(self, example: Tensor | None = None) -> str:
+        """Return the target layer's name, asking the registered resolvers if needed.
+
+        Args:
+            example: a preprocessed batch for resolvers that run the model; defaults to a
+                zero image of the data config's size.
+
+        Raises:
+            LayerResolutionError: no resolver found a layer.
+        """
+        if self._layer is not None:
+            return self._layer
+        if example is None:
+            height, width = self.data_config.input_size
+            example = torch.zeros(1, 3, height, width, device=self.device, dtype=self._dtype())
+        with explanation_mode(self.model):
+            return self._resolve(example)
+
+    def _resolve(self, example: Tensor) -> str:
+        if self._layer is not None:
+            return self._layer
+        for resolver in get_registry().resolvers:
+            name = resolver.resolve(self.model, example)
+            if name is not None:
+                get_layer(self.model, name)
+                self._layer = name
+                return name
+        raise LayerResolutionError(
+            f"no target layer found for {type(self.model).__name__}: no resolver knows it and "
+            "it produces no spatial (B, C, H, W) map. Pass layer='<dotted name>' to Explainer."
+        )
+
+    def _dtype(self) -> torch.dtype:
+        for parameter in self.model.parameters():
+            if parameter.is_floating_point():
+                return parameter.dtype
+        return torch.float32
+
+    def _prepare(self, item: Any) -> tuple[Tensor, NDArray[np.uint8] | None]:
+        if isinstance(item, Tensor):
+            if item.ndim == 4 and item.shape[0] == 1:
+                item = item[0]
+            if item.ndim != 3:
+                raise InputError(
+                    f"a tensor image must have shape (C, H, W) or (1, C, H, W), got "
+                    f"{tuple(item.shape)}; use explain_batch for (N, C, H, W)"
+                )
+            return item, None
+        image = load_rgb(item)
+        if self.transform is None:
+            return self.data_config.to_tensor(image), image
+        tensor = self.transform(Image.fromarray(image))
+        if not isinstance(tensor, Tensor) or tensor.ndim != 3:
+            raise InputError(
+                "the transform must return a (C, H, W) tensor, got "
+                f"{type(tensor).__name__} {tuple(getattr(tensor, 'shape', ()))}"
+            )
+        return tensor, image
+
+    def explain(self, img: ImageInput, target: TargetSpec = None) -> Explanation:
+        """Explain one image.
+
+        Args:
+            img: a file path, a PIL image, an RGB uint8 array ``(H, W, 3)`` (grayscale and
+                RGBA are converted), or a preprocessed tensor ``(C, H, W)``/``(1, C, H, W)``.
+            target: ``None`` (the predicted class), a class index, or a callable
+                ``logits (B, K) -> scores (B,)``.
+
+        Raises:
+            InputError: the image cannot be read or has the wrong shape.
+            TargetError: the target is out of range or malformed.
+        """
+        if isinstance(target, Sequence) and not isinstance(target, str) and len(target) != 1:
+            raise InputError(
+                f"explain() takes one image but got {len(target)} targets; "
+                "use explain_batch for several images"
+            )
+        return self.explain_batch([img], target)[0]
+
+    def explain_batch(
+        self, imgs: Sequence[ImageInput] | Tensor, targets: TargetSpec = None
+    ) -> list[Explanation]:
+        """Explain many images with one batched forward pass.
+
+        Args:
+            imgs: a list of inputs as accepted by :meth:`explain`, or an ``(N, C, H, W)``
+                tensor. Non-tensor images are preprocessed to the same size.
+            targets: ``None``, one index for all, one index per image, or a callable
+                ``logits (B, K) -> scores (B,)``.
+
+        Returns:
+            One :class:`Explanation` per image, in order.
+
+        Raises:
+            InputError: an image cannot be read, the batch is empty, or tensors differ in
+                shape.
+            TargetError: a target is out of range, or the number of targets differs from
+                the number of images.
+        """
+        items = as_batch_list(imgs)
+        if not items:
+            raise InputError("explain_batch got no images")
+        prepared = [self._prepare(item) for item in items]
+        shapes = {tuple(tensor.shape) for tensor, _ in prepared}
+        if len(shapes) > 1:
+            raise InputError(
+                f"images of one batch must preprocess to the same shape, got {sorted(shapes)}; "
+                "resize the tensors or explain them separately"
+            )
+        batch = torch.stack([tensor for tensor, _ in prepared]).to(self.device, self._dtype())
+        with explanation_mode(self.model):
+            layer = self._resolve(batch)
+            result = capture_layer(
+                self.model,
+                layer,
+                batch,
+                targets,
+                self.select,
+                to_spatial=lambda t: to_spatial(self.model, layer, t),
+                needs_gradients=self.method.needs_gradients,
+            )
+            raw = self.method(result.capture)
+        expected = (batch.shape[0], *result.capture.activations.shape[2:])
+        if tuple(raw.shape) != expected:
+            raise ValueError(
+                f"{type(self.method).__name__}.compute returned shape {tuple(raw.shape)}, "
+                f"expected (B, H, W) = {expected}"
+            )
+        probabilities = torch.softmax(result.logits.float(), dim=1)
+        confidence, predicted = probabilities.max(dim=1)
+        raw_maps = raw.detach().float().cpu().numpy()
+        scores = result.capture.scores.float().cpu().tolist()
+        explanations = []
+        for i, (tensor, image) in enumerate(prepared):
+            picture = image if image is not None else self.data_config.to_image(tensor)
+            height, width = picture.shape[:2]
+            cam = cv2.resize(
+                normalize_map(raw_maps[i]), (width, height), interpolation=cv2.INTER_LINEAR
+            )
+            explanations.append(
+                Explanation(
+                    cam=np.clip(cam, 0.0, 1.0).astype(np.float32),
+                    raw=raw_maps[i].astype(np.float32),
+                    pred_class=int(predicted[i]),
+                    confidence=float(confidence[i]),
+                    target=result.targets[i],
+                    target_score=float(scores[i]),
+                    layer=layer,
+                    method=self.method_name,
+                    image=picture,
+                    renderer=self.renderer,
+                )
+            )
+        return explanations

@@ -1,0 +1,21 @@
+"""Layer resolvers: the :class:`LayerResolver` abstraction and the built-in resolvers."""
+
+from camkit.layers.base import LayerResolver, get_layer, layer_name_of
+from camkit.layers.structural import StructuralResolver
+from camkit.layers.table import (
+    BUILTIN_ARCHITECTURES,
+    ArchitectureMapping,
+    ArchitectureTableResolver,
+    architecture_name,
+)
+
+__all__ = [
+    "BUILTIN_ARCHITECTURES",
+    "ArchitectureMapping",
+    "ArchitectureTableResolver",
+    "LayerResolver",
+    "StructuralResolver",
+    "architecture_name",
+    "get_layer",
+    "layer_name_of",
+]

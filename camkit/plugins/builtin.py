@@ -1,0 +1,41 @@
+"""camkit's built-ins, registered as a plugin through the same hooks third parties use."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from torch import Tensor, nn
+
+from camkit.layers.base import LayerResolver
+from camkit.layers.structural import StructuralResolver
+from camkit.layers.table import BUILTIN_ARCHITECTURES, ArchitectureTableResolver
+from camkit.methods.base import CAMMethod
+from camkit.methods.gradcam import GradCAM, GradCAMPlusPlus
+from camkit.plugins.hookspecs import hookimpl
+from camkit.render.base import Renderer
+from camkit.render.jet import JetRenderer
+
+
+@hookimpl(trylast=True)
+def camkit_register_methods() -> Sequence[type[CAMMethod]]:
+    return [GradCAMPlusPlus, GradCAM]
+
+
+@hookimpl(trylast=True)
+def camkit_register_renderers() -> Sequence[type[Renderer]]:
+    return [JetRenderer]
+
+
+@hookimpl(trylast=True)
+def camkit_register_resolvers() -> Sequence[LayerResolver]:
+    return [ArchitectureTableResolver(), StructuralResolver()]
+
+
+@hookimpl(trylast=True)
+def camkit_register_architectures() -> Mapping[str, str]:
+    return BUILTIN_ARCHITECTURES
+
+
+@hookimpl(trylast=True)
+def camkit_to_spatial(model: nn.Module, layer: str, output: Tensor) -> Tensor | None:
+    return output if output.ndim == 4 else None

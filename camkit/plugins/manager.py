@@ -1,0 +1,351 @@
+"""The plugin manager and the registry built from its hooks.
+
+The registry is built lazily on first use: camkit's built-in plugin is registered, then every
+entry point of the ``camkit`` group is loaded (unless ``CAMKIT_DISABLE_PLUGIN_AUTOLOAD=1``).
+A plugin that fails to import or whose registration hook raises is skipped with a
+:class:`~camkit.errors.CamkitPluginWarning` naming its distribution; camkit goes on.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib.metadata
+import os
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal
+
+import attrs
+import pluggy
+
+from camkit.errors import CamkitPluginWarning, PluginConflictError, UnknownNameError
+from camkit.layers.base import LayerResolver
+from camkit.layers.table import ArchitectureMapping
+from camkit.methods.base import CAMMethod
+from camkit.plugins import builtin, hookspecs
+from camkit.render.base import Renderer
+
+__all__ = [
+    "BUILTIN_PLUGIN_NAME",
+    "DISABLE_AUTOLOAD_ENV",
+    "Kind",
+    "Registration",
+    "Registry",
+    "create_method",
+    "create_renderer",
+    "get_plugin_manager",
+    "get_registry",
+    "list_architectures",
+    "list_methods",
+    "list_registrations",
+    "list_renderers",
+    "list_resolvers",
+    "register_plugin",
+    "reset_plugins",
+    "unregister_plugin",
+]
+
+#: Environment variable that, set to ``1``/``true``/``yes``, disables entry-point loading.
+DISABLE_AUTOLOAD_ENV = "CAMKIT_DISABLE_PLUGIN_AUTOLOAD"
+#: Plugin name of camkit's own built-ins.
+BUILTIN_PLUGIN_NAME = "camkit"
+
+Kind = Literal["method", "renderer", "resolver", "architecture"]
+
+
+@attrs.frozen
+class Registration:
+    """One thing a plugin registered.
+
+    Attributes:
+        kind: ``"method"``, ``"renderer"``, ``"resolver"`` or ``"architecture"``.
+        name: the registered name (for an architecture: its pattern).
+        plugin: the plugin's name in the plugin manager (the entry point's name).
+        distribution: the pip distribution that provided it (``"camkit"`` for built-ins),
+            or ``None`` for a plugin registered at run time with :func:`register_plugin`.
+        value: the class (methods, renderers), the resolver instance, or the layer name.
+    """
+
+    kind: Kind
+    name: str
+    plugin: str
+    distribution: str | None
+    value: Any = attrs.field(repr=False)
+
+
+@attrs.frozen
+class Registry:
+    """Everything registered, in the order it is consulted (plugins before built-ins)."""
+
+    methods: Mapping[str, Registration]
+    renderers: Mapping[str, Registration]
+    resolvers: tuple[LayerResolver, ...]
+    architectures: tuple[ArchitectureMapping, ...]
+    entries: tuple[Registration, ...]
+
+
+class _PluginBuildError(Exception):
+    def __init__(self, plugin: str, error: BaseException) -> None:
+        super().__init__(plugin, error)
+        self.plugin = plugin
+        self.error = error
+
+
+class _State:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.manager: pluggy.PluginManager | None = None
+        self.distributions: dict[str, str | None] = {}
+        self.registry: Registry | None = None
+
+
+_state = _State()
+
+
+def _autoload_disabled() -> bool:
+    return os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _warn_skipped(plugin: str, distribution: str | None, error: BaseException) -> None:
+    warnings.warn(
+        f"camkit: skipped plugin {plugin!r} from distribution {distribution or 'unknown'!r}: "
+        f"{type(error).__name__}: {error}. Fix or uninstall that package, or set "
+        f"{DISABLE_AUTOLOAD_ENV}=1 to load no third-party plugins.",
+        CamkitPluginWarning,
+        stacklevel=3,
+    )
+
+
+def _load_entry_points(manager: pluggy.PluginManager) -> None:
+    for entry_point in importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME):
+        dist = entry_point.dist.name if entry_point.dist is not None else None
+        if manager.has_plugin(entry_point.name) or manager.is_blocked(entry_point.name):
+            continue
+        try:
+            plugin = entry_point.load()
+            manager.register(plugin, name=entry_point.name)
+        except Exception as error:
+            _warn_skipped(entry_point.name, dist, error)
+            continue
+        _state.distributions[entry_point.name] = dist
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """Return camkit's :class:`pluggy.PluginManager`, loading plugins on first call."""
+    with _state.lock:
+        if _state.manager is None:
+            manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+            manager.add_hookspecs(hookspecs)
+            manager.register(builtin, name=BUILTIN_PLUGIN_NAME)
+            _state.distributions = {BUILTIN_PLUGIN_NAME: "camkit"}
+            _state.manager = manager
+            if not _autoload_disabled():
+                _load_entry_points(manager)
+        return _state.manager
+
+
+def _calls(hook: Any) -> Iterable[tuple[str, Callable[[], Any]]]:
+    # pluggy calls implementations last-registered first, with trylast ones at the end;
+    # get_hookimpls() lists them in the opposite order.
+    for impl in reversed(hook.get_hookimpls()):
+        yield impl.plugin_name, impl.function
+
+
+def _named_classes(
+    kind: Kind,
+    hook: Any,
+    base: type[CAMMethod] | type[Renderer],
+    table: dict[str, Registration],
+    entries: list[Registration],
+) -> None:
+    for plugin, function in _calls(hook):
+        dist = _state.distributions.get(plugin)
+        try:
+            classes = list(function() or ())
+            for cls in classes:
+                if not (isinstance(cls, type) and issubclass(cls, base)) or not cls.name:
+                    raise TypeError(
+                        f"{kind} registrations must be {base.__name__} subclasses with a "
+                        f"non-empty `name`; got {cls!r}"
+                    )
+        except Exception as error:
+            raise _PluginBuildError(plugin, error) from error
+        for cls in classes:
+            entry = Registration(kind, cls.name, plugin, dist, cls)
+            previous = table.get(cls.name)
+            if previous is not None:
+                raise PluginConflictError(
+                    f"{kind} name {cls.name!r} is registered twice: by plugin "
+                    f"{previous.plugin!r} (distribution {previous.distribution!r}) and by "
+                    f"plugin {plugin!r} (distribution {dist!r}). Uninstall one of them, or "
+                    f"block one with get_plugin_manager().set_blocked(name) before first use."
+                )
+            table[cls.name] = entry
+            entries.append(entry)
+
+
+def _build(manager: pluggy.PluginManager) -> Registry:
+    entries: list[Registration] = []
+    methods: dict[str, Registration] = {}
+    renderers: dict[str, Registration] = {}
+    _named_classes("method", manager.hook.camkit_register_methods, CAMMethod, methods, entries)
+    _named_classes("renderer", manager.hook.camkit_register_renderers, Renderer, renderers, entries)
+    resolvers: list[LayerResolver] = []
+    for plugin, function in _calls(manager.hook.camkit_register_resolvers):
+        try:
+            found = list(function() or ())
+            bad = [r for r in found if not isinstance(r, LayerResolver)]
+            if bad:
+                raise TypeError(f"resolvers must be LayerResolver instances; got {bad[0]!r}")
+        except Exception as error:
+            raise _PluginBuildError(plugin, error) from error
+        for resolver in found:
+            label = resolver.name or type(resolver).__name__
+            dist = _state.distributions.get(plugin)
+            entries.append(Registration("resolver", label, plugin, dist, resolver))
+        resolvers.extend(found)
+    architectures: list[ArchitectureMapping] = []
+    for plugin, function in _calls(manager.hook.camkit_register_architectures):
+        try:
+            rows = [ArchitectureMapping(p, layer, plugin) for p, layer in dict(function()).items()]
+        except Exception as error:
+            raise _PluginBuildError(plugin, error) from error
+        dist = _state.distributions.get(plugin)
+        entries.extend(Registration("architecture", r.pattern, plugin, dist, r.layer) for r in rows)
+        architectures.extend(rows)
+    return Registry(methods, renderers, tuple(resolvers), tuple(architectures), tuple(entries))
+
+
+def get_registry() -> Registry:
+    """Return the registry of methods, renderers, resolvers and architectures.
+
+    Raises:
+        PluginConflictError: two plugins registered the same method or renderer name.
+    """
+    with _state.lock:
+        if _state.registry is not None:
+            return _state.registry
+        manager = get_plugin_manager()
+        while True:
+            try:
+                _state.registry = _build(manager)
+                return _state.registry
+            except _PluginBuildError as failure:
+                if failure.plugin == BUILTIN_PLUGIN_NAME:
+                    raise failure.error from None
+                dist = _state.distributions.pop(failure.plugin, None)
+                manager.unregister(name=failure.plugin)
+                _warn_skipped(failure.plugin, dist, failure.error)
+
+
+def register_plugin(plugin: object, name: str | None = None) -> str:
+    """Register a plugin object or module at run time (notebooks, tests, applications).
+
+    Installed packages do not need this: they are found through the ``camkit`` entry-point
+    group. Returns the plugin's name. The registry is rebuilt at once, so a name clash
+    raises here and leaves the plugin unregistered.
+
+    Raises:
+        PluginConflictError: the plugin registers a method or renderer name already taken.
+        ValueError: a plugin with that name is already registered.
+    """
+    with _state.lock:
+        manager = get_plugin_manager()
+        registered = manager.register(plugin, name=name)
+        if registered is None:
+            raise ValueError(f"plugin {name!r} is blocked and cannot be registered")
+        _state.distributions[registered] = None
+        _state.registry = None
+        try:
+            get_registry()
+        except BaseException:
+            manager.unregister(name=registered)
+            _state.distributions.pop(registered, None)
+            _state.registry = None
+            raise
+        return str(registered)
+
+
+def unregister_plugin(name: str) -> None:
+    """Unregister the plugin registered under ``name``.
+
+    Raises:
+        UnknownNameError: no plugin has that name.
+    """
+    with _state.lock:
+        manager = get_plugin_manager()
+        if not manager.has_plugin(name):
+            raise UnknownNameError(f"no plugin named {name!r} is registered")
+        manager.unregister(name=name)
+        _state.distributions.pop(name, None)
+        _state.registry = None
+
+
+def reset_plugins() -> None:
+    """Forget every plugin; the next use reloads the built-ins and the entry points."""
+    with _state.lock:
+        _state.manager = None
+        _state.registry = None
+        _state.distributions = {}
+
+
+def list_registrations(kind: Kind | None = None) -> list[Registration]:
+    """Every registration (optionally of one kind) with the plugin and distribution."""
+    return [e for e in get_registry().entries if kind is None or e.kind == kind]
+
+
+def _names(kind: Kind, pattern: str) -> list[str]:
+    return sorted(
+        {e.name for e in list_registrations(kind) if fnmatch.fnmatchcase(e.name, pattern)}
+    )
+
+
+def list_methods(pattern: str = "*") -> list[str]:
+    """Names of the registered CAM methods matching the glob ``pattern``."""
+    return _names("method", pattern)
+
+
+def list_renderers(pattern: str = "*") -> list[str]:
+    """Names of the registered renderers matching the glob ``pattern``."""
+    return _names("renderer", pattern)
+
+
+def list_resolvers(pattern: str = "*") -> list[str]:
+    """Names of the registered layer resolvers matching ``pattern``, in the order asked."""
+    seen = [e.name for e in list_registrations("resolver") if fnmatch.fnmatchcase(e.name, pattern)]
+    return list(dict.fromkeys(seen))
+
+
+def list_architectures(pattern: str = "*") -> list[str]:
+    """Architecture patterns of the table matching the glob ``pattern``."""
+    return _names("architecture", pattern)
+
+
+def _lookup(kind: Kind, table: Mapping[str, Registration], name: str) -> Registration:
+    if name in table:
+        return table[name]
+    close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
+    raise UnknownNameError(
+        f"unknown {kind} {name!r}; {hint}registered {kind}s: {', '.join(sorted(table))}. "
+        f"Install or register a plugin that provides it."
+    )
+
+
+def create_method(name: str) -> CAMMethod:
+    """Instantiate the CAM method registered under ``name`` with its defaults."""
+    method: CAMMethod = _lookup("method", get_registry().methods, name).value()
+    return method
+
+
+def create_renderer(name: str) -> Renderer:
+    """Instantiate the renderer registered under ``name`` with its defaults."""
+    renderer: Renderer = _lookup("renderer", get_registry().renderers, name).value()
+    return renderer
+
+
+def to_spatial(model: Any, layer: str, output: Any) -> Any:
+    """Ask the ``camkit_to_spatial`` hook to turn ``output`` into ``(B, C, H, W)``."""
+    return get_plugin_manager().hook.camkit_to_spatial(model=model, layer=layer, output=output)

@@ -1,0 +1,193 @@
+"""Turning user images into model inputs, and reading a model's preprocessing config."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor, nn
+
+from camkit.errors import InputError
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "DataConfig",
+    "ImageInput",
+    "Transform",
+    "load_rgb",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: Anything :meth:`camkit.Explainer.explain` accepts as one image.
+ImageInput = str | os.PathLike[str] | Image.Image | NDArray[Any] | Tensor
+#: A user transform: PIL RGB image in, ``(C, H, W)`` float tensor out.
+Transform = Callable[[Image.Image], Tensor]
+
+_INTERPOLATIONS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+}
+
+
+def _triple(name: str) -> Callable[[Any, attrs.Attribute[Any], tuple[float, ...]], None]:
+    def check(_: Any, __: attrs.Attribute[Any], value: tuple[float, ...]) -> None:
+        if len(value) != 3:
+            raise ValueError(f"DataConfig.{name} needs 3 values (R, G, B), got {value!r}")
+
+    return check
+
+
+def _positive_size(_: Any, __: attrs.Attribute[Any], value: tuple[int, int]) -> None:
+    if len(value) != 2 or min(value) < 1:
+        raise ValueError(f"DataConfig.input_size must be (H, W) with H, W >= 1, got {value!r}")
+
+
+@attrs.frozen
+class DataConfig:
+    """How images are preprocessed for a model: resize to ``input_size``, scale to
+    ``[0, 1]``, normalise by ``mean``/``std``.
+
+    The whole image is resized (no crop), so the explanation map maps back onto every pixel
+    of the original by a plain resize.
+    """
+
+    input_size: tuple[int, int] = attrs.field(default=(224, 224), validator=_positive_size)
+    mean: tuple[float, float, float] = attrs.field(default=IMAGENET_MEAN, validator=_triple("mean"))
+    std: tuple[float, float, float] = attrs.field(default=IMAGENET_STD, validator=_triple("std"))
+    interpolation: str = attrs.field(
+        default="bilinear", validator=attrs.validators.in_(sorted(_INTERPOLATIONS))
+    )
+
+    @classmethod
+    def from_model(cls, model: nn.Module) -> DataConfig:
+        """Read a timm-style ``pretrained_cfg`` (or ``default_cfg``) from any model.
+
+        Uses its ``input_size`` ``(C, H, W)``, ``mean``, ``std`` and ``interpolation``;
+        missing keys fall back to ImageNet mean/std at 224×224, bilinear.
+        """
+        cfg: Any = None
+        for attribute in ("pretrained_cfg", "default_cfg"):
+            candidate = getattr(model, attribute, None)
+            if isinstance(candidate, Mapping):
+                cfg = candidate
+                break
+        if cfg is None:
+            return cls()
+        default = cls()
+        size = cfg.get("input_size")
+        input_size = (int(size[-2]), int(size[-1])) if size is not None else default.input_size
+        mean = tuple(float(v) for v in cfg.get("mean", default.mean))
+        std = tuple(float(v) for v in cfg.get("std", default.std))
+        interpolation = str(cfg.get("interpolation", default.interpolation)).lower()
+        if interpolation not in _INTERPOLATIONS:
+            interpolation = default.interpolation
+        return cls(input_size, mean, std, interpolation)  # type: ignore[arg-type]
+
+    def to_tensor(self, image: NDArray[np.uint8]) -> Tensor:
+        """Resize an RGB uint8 image to :attr:`input_size` and normalise: ``(3, H, W)``."""
+        height, width = self.input_size
+        pil = Image.fromarray(image)
+        if pil.size != (width, height):
+            pil = pil.resize((width, height), _INTERPOLATIONS[self.interpolation])
+        array = np.asarray(pil, dtype=np.float32) / 255.0
+        mean = np.asarray(self.mean, dtype=np.float32)
+        std = np.asarray(self.std, dtype=np.float32)
+        return torch.from_numpy(((array - mean) / std).transpose(2, 0, 1).copy())
+
+    def to_image(self, tensor: Tensor) -> NDArray[np.uint8]:
+        """Undo the normalisation of a ``(3, H, W)`` tensor into an RGB uint8 image.
+
+        Tensors with another channel count are min-max scaled into a grey image.
+        """
+        data = tensor.detach().float().cpu()
+        if data.shape[0] == 3:
+            mean = torch.tensor(self.mean).view(3, 1, 1)
+            std = torch.tensor(self.std).view(3, 1, 1)
+            rgb = (data * std + mean).clamp(0, 1)
+        else:
+            grey = data.mean(dim=0, keepdim=True)
+            grey = (grey - grey.min()) / (grey.max() - grey.min()).clamp(min=1e-12)
+            rgb = grey.expand(3, -1, -1)
+        return np.rint(rgb.permute(1, 2, 0).numpy() * 255.0).astype(np.uint8)
+
+
+def _array_to_rgb(array: NDArray[Any]) -> NDArray[np.uint8]:
+    if array.dtype != np.uint8:
+        raise InputError(
+            f"numpy images must be uint8 (H, W, 3) RGB, got dtype {array.dtype}; convert "
+            "with (x * 255).round().astype(np.uint8) for floats in [0, 1], or pass a "
+            "preprocessed torch tensor instead"
+        )
+    if array.ndim == 2:
+        return np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim == 3 and array.shape[2] == 1:
+        return np.repeat(array, 3, axis=2)
+    if array.ndim == 3 and array.shape[2] == 3:
+        return np.ascontiguousarray(array)
+    if array.ndim == 3 and array.shape[2] == 4:
+        return np.asarray(Image.fromarray(array, "RGBA").convert("RGB"))
+    raise InputError(
+        f"numpy images must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got "
+        f"{array.shape}; channels-first arrays must be transposed to (H, W, C)"
+    )
+
+
+def load_rgb(image: str | os.PathLike[str] | Image.Image | NDArray[Any]) -> NDArray[np.uint8]:
+    """Return an RGB uint8 ``(H, W, 3)`` array from a path, a PIL image or a numpy array.
+
+    Grayscale and palette images are converted to RGB; RGBA images lose their alpha channel.
+
+    Raises:
+        InputError: the file is missing or not a readable image, or the array's shape or
+            dtype is not an image's.
+    """
+    if isinstance(image, np.ndarray):
+        return _array_to_rgb(image)
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        if not path.is_file():
+            raise InputError(f"image file not found: {str(path)!r}")
+        try:
+            with Image.open(path) as opened:
+                return np.asarray(opened.convert("RGB"))
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            raise InputError(
+                f"cannot read {str(path)!r} as an image ({type(error).__name__}: {error}); "
+                "is it a complete JPEG/PNG/BMP/TIFF/WebP file?"
+            ) from error
+    raise InputError(
+        f"unsupported image type {type(image).__name__}; pass a file path, a PIL image, an "
+        "RGB uint8 numpy array (H, W, 3), or a preprocessed tensor (C, H, W)"
+    )
+
+
+def as_batch_list(images: Sequence[Any] | Tensor) -> list[Any]:
+    """Split an explain_batch argument into a list of single inputs."""
+    if isinstance(images, Tensor):
+        if images.ndim != 4:
+            raise InputError(
+                f"a batch tensor must have shape (N, C, H, W), got {tuple(images.shape)}"
+            )
+        return list(images.unbind(0))
+    if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray)):
+        raise InputError(
+            "explain_batch takes a list of images or an (N, C, H, W) tensor; "
+            "use explain() for a single image"
+        )
+    return list(images)
