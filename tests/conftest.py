@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from camkit.plugins import reset_plugins  # noqa: E402
+from camkit.plugins import reset_plugins
 
 
 @pytest.fixture(autouse=True)

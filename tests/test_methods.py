@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tiny_models import GRADCAM_CLASS0, GRADCAMPP_CLASS0, A, G0, linear_head_model
+from tiny_models import G0, GRADCAM_CLASS0, GRADCAMPP_CLASS0, A, linear_head_model
 
 from camkit import Explainer, GradCAM, GradCAMPlusPlus, LayerCapture
 from camkit.methods import GradientWeightedCAM
@@ -59,7 +59,9 @@ def test_negative_weighted_sum_is_relued() -> None:
     ("method", "expected"),
     [(GradCAMPlusPlus(eps=0.0), GRADCAMPP_CLASS0), (GradCAM(), GRADCAM_CLASS0)],
 )
-def test_explainer_end_to_end_closed_form(method: GradientWeightedCAM, expected: torch.Tensor) -> None:
+def test_explainer_end_to_end_closed_form(
+    method: GradientWeightedCAM, expected: torch.Tensor
+) -> None:
     model = linear_head_model()
     result = Explainer(model, method=method, layer="features", device="cpu").explain(
         torch.zeros(3, 8, 8), target=0
@@ -93,7 +95,9 @@ def test_subclass_overrides_one_method() -> None:
     class GradientNorm(GradientWeightedCAM):
         name = "gradnorm-test"
 
-        def channel_weights(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        def channel_weights(
+            self, activations: torch.Tensor, gradients: torch.Tensor
+        ) -> torch.Tensor:
             return gradients.abs().amax(dim=(2, 3))
 
     cam = GradientNorm().compute(capture(A, G0))
@@ -103,7 +107,9 @@ def test_subclass_overrides_one_method() -> None:
 
 def test_bad_channel_weights_shape_is_reported() -> None:
     class Broken(GradientWeightedCAM):
-        def channel_weights(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        def channel_weights(
+            self, activations: torch.Tensor, gradients: torch.Tensor
+        ) -> torch.Tensor:
             return gradients.mean(dim=(1, 2, 3))
 
     with pytest.raises(ValueError, match=r"Broken.channel_weights returned shape \(1,\)"):

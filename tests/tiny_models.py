@@ -48,9 +48,7 @@ def linear_head_model(class0: Tensor = G0, other: float = -0.5) -> nn.Module:
         head.weight[0] = class0.flatten()
         head.weight[1] = torch.full((class0.numel(),), other)
         head.bias.zero_()
-    return nn.Sequential(
-        OrderedDict(features=ConstantFeatures(), flatten=nn.Flatten(), fc=head)
-    )
+    return nn.Sequential(OrderedDict(features=ConstantFeatures(), flatten=nn.Flatten(), fc=head))
 
 
 class SmallCNN(nn.Module):

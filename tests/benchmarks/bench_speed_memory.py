@@ -1,0 +1,487 @@
+"""Speed and peak-memory benchmark: camkit's Grad-CAM++ against its peers.
+
+Run from the repository root, in the development environment (``pip install -e .[dev]``)::
+
+    python tests/benchmarks/bench_speed_memory.py
+
+Useful options: ``--repeats 7`` (timed rounds), ``--warmup 2``, ``--batch 8`` (speed),
+``--memory-batch 32``, ``--threads N`` (``torch.set_num_threads``; default: torch's own),
+``--device cuda`` (default ``cpu``), ``--skip-memory``, ``--check`` (exit 1 if a target
+fails; without it the script is a report and always exits 0).
+
+What is measured, on a random-init torchvision ResNet-50 (``torch.manual_seed(0)``) at the
+``layer4`` block, with a ``(B, 3, 224, 224)`` tensor as input (no image preprocessing):
+
+* ``plain``: ``model(x)`` under ``torch.no_grad()``, the physical limit;
+* ``camkit``: ``Explainer(model, layer="layer4", device=...).explain_batch(x)``;
+* ``pytorch-grad-cam``: ``GradCAMPlusPlus(model=model, target_layers=[model.layer4])``
+  called with ``input_tensor=x, targets=None``;
+* ``torchcam``: ``GradCAMpp(model, target_layer="layer4")``; per run ``out = model(x)``
+  with grad enabled, then ``cam_extractor(out.argmax(1).tolist(), out)``, then the maps
+  upsampled to the input size and moved to NumPy, as camkit and pytorch-grad-cam do.
+
+Speed: all contenders run in this process, interleaved (each round runs every contender
+once, in an order rotated by one each round), and the median per contender is reported.
+Each contender owns a deep copy of the model (same weights), so hooks one library leaves
+on its model never run inside another contender's forward. camkit's ``Explainer`` and
+pytorch-grad-cam's extractor are created once, before timing; torchcam's extractor is
+created before each of its runs and its hooks removed after it (creation is not timed:
+it builds a name-to-module dict and registers two hooks, well under a millisecond, and
+its median is printed).
+
+Memory: one fresh process per contender (this script with the hidden ``_memory``
+subcommand) builds the model, runs the contender once at batch 1 to load lazy libraries
+and kernels, then measures the peak increase over that baseline during one run at the
+memory batch size: on the CPU the resident set size (Linux ``VmHWM`` reset through
+``/proc/self/clear_refs``; elsewhere a sampling thread plus ``ru_maxrss``), on CUDA
+``torch.cuda.max_memory_allocated``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.metadata
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+LAYER = "layer4"
+MIB = 1024.0 * 1024.0
+
+# Targets from the issue.
+TARGET_TIME_VS_PLAIN = 1.10  # camkit time <= 1.10x plain forward
+TARGET_SPEEDUP_VS_GRADCAM = 2.5  # pytorch-grad-cam time >= 2.5x camkit's
+TARGET_SPEEDUP_VS_TORCHCAM = 1.0  # torchcam time >= camkit's
+TARGET_MEMORY_VS_PLAIN = 1.3  # camkit extra peak memory <= 1.3x plain forward's
+
+
+# --------------------------------------------------------------------------- contenders
+
+
+class Runner:
+    """One contender: ``prepare`` and ``finish`` are untimed, ``run`` is timed."""
+
+    def prepare(self) -> None:
+        """Per-run setup, outside the timed region."""
+
+    def run(self, x: Tensor) -> object:
+        """Explain (or just classify) the batch ``x``."""
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Per-run teardown, outside the timed region."""
+
+
+class PlainForward(Runner):
+    def __init__(self, model: nn.Module, device: torch.device) -> None:
+        self.model = model.eval()
+
+    def run(self, x: Tensor) -> object:
+        with torch.no_grad():
+            return self.model(x)
+
+
+class Camkit(Runner):
+    def __init__(self, model: nn.Module, device: torch.device) -> None:
+        from camkit import Explainer
+
+        self.explainer = Explainer(model, layer=LAYER, device=device)
+
+    def run(self, x: Tensor) -> object:
+        return self.explainer.explain_batch(x)
+
+
+class PytorchGradCam(Runner):
+    def __init__(self, model: nn.Module, device: torch.device) -> None:
+        from pytorch_grad_cam import GradCAMPlusPlus
+
+        model.eval()
+        layer = model.get_submodule(LAYER)
+        self.cam = GradCAMPlusPlus(model=model, target_layers=[layer])
+
+    def run(self, x: Tensor) -> object:
+        return self.cam(input_tensor=x, targets=None)
+
+
+class Torchcam(Runner):
+    def __init__(self, model: nn.Module, device: torch.device) -> None:
+        self.model = model.eval()
+        self.extractor: Any = None
+        self.creation_seconds: list[float] = []
+
+    def prepare(self) -> None:
+        from torchcam.methods import GradCAMpp
+
+        start = time.perf_counter()
+        self.extractor = GradCAMpp(self.model, target_layer=LAYER)
+        self.creation_seconds.append(time.perf_counter() - start)
+
+    def run(self, x: Tensor) -> object:
+        with torch.enable_grad():
+            out = self.model(x)
+            (cams,) = self.extractor(out.argmax(1).tolist(), out)
+        maps = F.interpolate(cams.unsqueeze(1), size=x.shape[-2:], mode="bilinear")
+        return maps.squeeze(1).cpu().numpy()
+
+    def finish(self) -> None:
+        if self.extractor is not None:
+            self.extractor.remove_hooks()
+            self.extractor.reset_hooks()
+            self.extractor = None
+
+
+@dataclass(frozen=True)
+class Contender:
+    key: str
+    label: str
+    make: Callable[[nn.Module, torch.device], Runner]
+    distribution: str | None  # the package that must be installed, if any
+
+
+CONTENDERS = (
+    Contender("plain", "plain forward (no_grad)", PlainForward, None),
+    Contender("camkit", "camkit Grad-CAM++", Camkit, None),
+    Contender("gradcam", "pytorch-grad-cam GradCAMPlusPlus", PytorchGradCam, "grad-cam"),
+    Contender("torchcam", "torchcam GradCAMpp", Torchcam, "torchcam"),
+)
+BY_KEY = {contender.key: contender for contender in CONTENDERS}
+
+
+def version_of(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def available(contender: Contender) -> bool:
+    return contender.distribution is None or version_of(contender.distribution) is not None
+
+
+def label_of(contender: Contender) -> str:
+    if contender.distribution is None:
+        return contender.label
+    return f"{contender.label} {version_of(contender.distribution)}"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def build_model(device: torch.device) -> nn.Module:
+    import torchvision
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model: nn.Module = torchvision.models.resnet50(weights=None)
+    return model.eval().to(device)
+
+
+def make_input(batch: int, device: torch.device) -> Tensor:
+    generator = torch.Generator().manual_seed(1)
+    return torch.randn(batch, 3, 224, 224, generator=generator).to(device)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_run(runner: Runner, x: Tensor, device: torch.device) -> float:
+    runner.prepare()
+    try:
+        synchronize(device)
+        start = time.perf_counter()
+        runner.run(x)
+        synchronize(device)
+        return time.perf_counter() - start
+    finally:
+        runner.finish()
+
+
+def resolve_device(name: str) -> torch.device:
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+
+# --------------------------------------------------------------------------- speed
+
+
+def measure_speed(
+    contenders: list[Contender], batch: int, repeats: int, warmup: int, device: torch.device
+) -> dict[str, list[float]]:
+    """Interleaved timing: round ``r`` runs every contender once, rotated by ``r``."""
+    base = build_model(device)
+    runners = {c.key: c.make(copy.deepcopy(base), device) for c in contenders}
+    del base
+    x = make_input(batch, device)
+    times: dict[str, list[float]] = {c.key: [] for c in contenders}
+    keys = [c.key for c in contenders]
+    for round_index in range(warmup + repeats):
+        shift = round_index % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            seconds = timed_run(runners[key], x, device)
+            if round_index >= warmup:
+                times[key].append(seconds)
+        phase = "warm-up" if round_index < warmup else "timed"
+        print(f"  round {round_index + 1}/{warmup + repeats} ({phase}) done", flush=True)
+    torchcam = runners.get("torchcam")
+    if isinstance(torchcam, Torchcam) and torchcam.creation_seconds:
+        creation = statistics.median(torchcam.creation_seconds)
+        print(f"  torchcam extractor creation (untimed): median {creation * 1e3:.3f} ms")
+    return times
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize()
+
+
+def _hwm_bytes() -> int:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no VmHWM in /proc/self/status")
+
+
+def _reset_hwm() -> bool:
+    """Reset the kernel's peak-RSS mark to the current RSS (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return _hwm_bytes() <= _rss_bytes() + 64 * 1024
+    except OSError:
+        return False
+
+
+def _maxrss_bytes() -> int:
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss if sys.platform == "darwin" else maxrss * 1024
+
+
+class PeakRss:
+    """Peak resident set size while the ``with`` block runs, in bytes over its start."""
+
+    def __init__(self) -> None:
+        self.extra = 0
+        self.how = ""
+        self._stop = threading.Event()
+        self._sampled = 0
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.0005):
+            self._sampled = max(self._sampled, _rss_bytes())
+
+    def __enter__(self) -> PeakRss:
+        self._procfs = Path("/proc/self/statm").exists()
+        self._exact = self._procfs and _reset_hwm()
+        self.baseline = _rss_bytes() if self._procfs else _maxrss_bytes()
+        self._maxrss_before = _maxrss_bytes()
+        self._sampled = self.baseline
+        self._thread = None
+        if not self._exact and self._procfs:
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+        if self._exact:
+            peak, self.how = _hwm_bytes(), "VmHWM (exact)"
+        else:
+            maxrss = _maxrss_bytes()
+            grew = maxrss if maxrss > self._maxrss_before else 0
+            peak, self.how = max(self._sampled, grew), "sampled RSS + ru_maxrss"
+        self.extra = max(0, peak - self.baseline)
+
+
+def memory_child(key: str, batch: int, device_name: str, threads: int | None) -> None:
+    """The hidden ``_memory`` subcommand: print one JSON line with the extra peak bytes."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    device = resolve_device(device_name)
+    model = build_model(device)
+    runner = BY_KEY[key].make(model, device)
+    x = make_input(batch, device)
+    timed_run(runner, x[:1], device)  # load lazy libraries and kernels
+    runner.prepare()
+    try:
+        if device.type == "cuda":
+            synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            baseline = torch.cuda.memory_allocated(device)
+            runner.run(x)
+            synchronize(device)
+            extra, how = torch.cuda.max_memory_allocated(device) - baseline, "cuda allocator"
+        else:
+            with PeakRss() as peak:
+                runner.run(x)
+            extra, how = peak.extra, peak.how
+    finally:
+        runner.finish()
+    print(json.dumps({"key": key, "extra_bytes": extra, "how": how}))
+
+
+def measure_memory(
+    contenders: list[Contender], batch: int, device: torch.device, threads: int | None
+) -> dict[str, tuple[float, str]]:
+    results: dict[str, tuple[float, str]] = {}
+    for contender in contenders:
+        command = [sys.executable, str(Path(__file__).resolve()), "_memory", contender.key]
+        command += ["--batch", str(batch), "--device", str(device)]
+        if threads is not None:
+            command += ["--threads", str(threads)]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        if done.returncode != 0 or not lines:
+            print(f"  {contender.key}: memory process failed ({done.returncode})")
+            print(done.stderr[-2000:])
+            continue
+        record = json.loads(lines[-1])
+        results[contender.key] = (record["extra_bytes"] / MIB, record["how"])
+        print(f"  {contender.key}: {results[contender.key][0]:.0f} MiB", flush=True)
+    return results
+
+
+# --------------------------------------------------------------------------- report
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_memory"]:
+        child = argparse.ArgumentParser(prog="bench_speed_memory.py _memory")
+        child.add_argument("key", choices=sorted(BY_KEY))
+        child.add_argument("--batch", type=int, required=True)
+        child.add_argument("--device", default="cpu")
+        child.add_argument("--threads", type=int, default=None)
+        opts = child.parse_args(argv[1:])
+        memory_child(opts.key, opts.batch, opts.device, opts.threads)
+        return 0
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=7, help="timed rounds (default 7)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds (default 2)")
+    parser.add_argument("--batch", type=int, default=8, help="speed batch size (default 8)")
+    parser.add_argument("--memory-batch", type=int, default=32, help="(default 32)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+    parser.add_argument("--skip-memory", action="store_true", help="speed only")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target fails")
+    opts = parser.parse_args(argv)
+
+    if opts.threads is not None:
+        torch.set_num_threads(opts.threads)
+    device = resolve_device(opts.device)
+    contenders = [c for c in CONTENDERS if available(c)]
+    for missing in (c for c in CONTENDERS if not available(c)):
+        print(f"note: {missing.distribution} is not installed; {missing.key} is skipped")
+
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    print(
+        f"torch {torch.__version__}, python {platform.python_version()}, device {device} "
+        f"({where or platform.machine()}), torch threads {torch.get_num_threads()}"
+    )
+    print(
+        f"\nSpeed: ResNet-50 (random init), {LAYER}, batch {opts.batch}, 3x224x224, "
+        f"{opts.repeats} interleaved rounds after {opts.warmup} warm-up rounds"
+    )
+    times = measure_speed(contenders, opts.batch, opts.repeats, opts.warmup, device)
+    median = {key: statistics.median(values) for key, values in times.items()}
+    print(f"\n{'contender':<40} {'median s':>9} {'min s':>8} {'max s':>8}")
+    for contender in contenders:
+        values = times[contender.key]
+        print(
+            f"{label_of(contender):<40} {median[contender.key]:>9.3f} "
+            f"{min(values):>8.3f} {max(values):>8.3f}"
+        )
+    camkit_s = median.get("camkit")
+    ratio_plain = camkit_s / median["plain"] if camkit_s and "plain" in median else None
+    ratio_gradcam = median["gradcam"] / camkit_s if camkit_s and "gradcam" in median else None
+    ratio_torchcam = median["torchcam"] / camkit_s if camkit_s and "torchcam" in median else None
+
+    def show(ratio: float | None) -> str:
+        return "n/a" if ratio is None else f"{ratio:.2f}x"
+
+    print(f"\n{'camkit / plain forward':<40} {show(ratio_plain):>9}")
+    print(f"{'pytorch-grad-cam / camkit':<40} {show(ratio_gradcam):>9}")
+    print(f"{'torchcam / camkit':<40} {show(ratio_torchcam):>9}")
+
+    memory: dict[str, tuple[float, str]] = {}
+    if not opts.skip_memory:
+        kind = "CUDA allocator" if device.type == "cuda" else "RSS"
+        print(f"\nPeak memory ({kind}) over the post-model baseline, batch {opts.memory_batch}")
+        print("one process per contender:")
+        memory = measure_memory(contenders, opts.memory_batch, device, opts.threads)
+        plain_mib = memory.get("plain", (0.0, ""))[0]
+        print(f"\n{'contender':<40} {'extra MiB':>9} {'x plain':>8}")
+        for contender in contenders:
+            if contender.key in memory:
+                mib, how = memory[contender.key]
+                times_plain = f"{mib / plain_mib:.2f}x" if plain_mib > 0 else "n/a"
+                print(f"{label_of(contender):<40} {mib:>9.0f} {times_plain:>8}   [{how}]")
+    mem_ratio = None
+    if "camkit" in memory and memory.get("plain", (0.0, ""))[0] > 0:
+        mem_ratio = memory["camkit"][0] / memory["plain"][0]
+
+    checks = [
+        (
+            f"camkit time <= {TARGET_TIME_VS_PLAIN:.2f}x plain forward",
+            show(ratio_plain),
+            None if ratio_plain is None else ratio_plain <= TARGET_TIME_VS_PLAIN,
+        ),
+        (
+            f"camkit >= {TARGET_SPEEDUP_VS_GRADCAM:.1f}x faster than pytorch-grad-cam",
+            show(ratio_gradcam),
+            None if ratio_gradcam is None else ratio_gradcam >= TARGET_SPEEDUP_VS_GRADCAM,
+        ),
+        (
+            "camkit not slower than torchcam",
+            show(ratio_torchcam),
+            None if ratio_torchcam is None else ratio_torchcam >= TARGET_SPEEDUP_VS_TORCHCAM,
+        ),
+        (
+            f"camkit extra peak memory <= {TARGET_MEMORY_VS_PLAIN:.1f}x plain forward's",
+            show(mem_ratio),
+            None if mem_ratio is None else mem_ratio <= TARGET_MEMORY_VS_PLAIN,
+        ),
+    ]
+    print("\nTargets:")
+    for text, figure, ok in checks:
+        print(f"  {text:<58} {figure:>7}  {verdict(ok)}")
+    failed = any(ok is False for _, _, ok in checks)
+    return 1 if opts.check and failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
