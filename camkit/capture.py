@@ -105,16 +105,14 @@ def capture_layer(
         )
     activation = leaves[-1]
     if needs_gradients:
-        if not scores.requires_grad:
-            raise LayerResolutionError(
-                f"the target score does not depend on layer {layer!r}; choose a layer before "
-                "the classifier on the path to the class scores"
-            )
-        (gradient,) = torch.autograd.grad(scores.sum(), activation, allow_unused=True)
+        gradient = None
+        if scores.requires_grad:
+            (gradient,) = torch.autograd.grad(scores.sum(), activation, allow_unused=True)
         if gradient is None:
+            which = f"the last of the {len(leaves)} calls of" if len(leaves) > 1 else ""
             raise LayerResolutionError(
-                f"the target score does not depend on the last call of layer {layer!r}; "
-                "choose a layer on the path to the class scores"
+                f"the target score does not depend on {which or 'layer'} {layer!r}; choose "
+                "a layer on the path from the input to the class scores"
             )
     else:
         gradient = torch.zeros_like(activation)
