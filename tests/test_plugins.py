@@ -1,0 +1,263 @@
+"""The plugin registry: built-ins as a plugin, entry points, conflicts, failures, listing."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from helpers import build
+from tiny_models import SmallCNN
+from torch import Tensor, nn
+
+import camkit
+from camkit import (
+    CamkitPluginWarning,
+    Explainer,
+    GradientWeightedCAM,
+    LayerResolver,
+    PluginConflictError,
+    Renderer,
+    UnknownNameError,
+    hookimpl,
+)
+from camkit.plugins import manager
+
+
+class Xgrad(GradientWeightedCAM):
+    name = "xgrad-test"
+
+    def channel_weights(self, activations: Tensor, gradients: Tensor) -> Tensor:
+        sums = activations.sum(dim=(2, 3), keepdim=True) + 1e-7
+        return (activations / sums * gradients).sum(dim=(2, 3))
+
+
+class Grey(Renderer):
+    name = "grey-test"
+
+    def render(self, image: Any, cam: Any, alpha: float = 0.5) -> Any:
+        return np.repeat((np.asarray(cam) * 255).astype(np.uint8)[:, :, None], 3, axis=2)
+
+
+class MethodPlugin:
+    @hookimpl
+    def camkit_register_methods(self) -> Sequence[type[GradientWeightedCAM]]:
+        return [Xgrad]
+
+    @hookimpl
+    def camkit_register_renderers(self) -> Sequence[type[Renderer]]:
+        return [Grey]
+
+
+class FakeEntryPoint:
+    def __init__(self, name: str, dist: str, load: Any) -> None:
+        self.name = name
+        self.dist = types.SimpleNamespace(name=dist)
+        self._load = load
+
+    def load(self) -> Any:
+        return self._load()
+
+
+def fake_entry_points(monkeypatch: pytest.MonkeyPatch, *points: FakeEntryPoint) -> None:
+    def entry_points(group: str) -> list[FakeEntryPoint]:
+        assert group == "camkit"
+        return list(points)
+
+    monkeypatch.setattr(manager.importlib.metadata, "entry_points", entry_points)
+
+
+def test_builtins_are_registered_through_the_hooks() -> None:
+    assert camkit.list_methods() == ["gradcam", "gradcam++"]
+    assert camkit.list_renderers() == ["jet"]
+    assert camkit.list_resolvers() == ["architecture-table", "structural"]
+    assert "resnet50*" in camkit.list_architectures()
+    assert camkit.list_architectures("vgg16*") == ["vgg16", "vgg16_bn"]
+    entries = camkit.list_registrations()
+    assert {e.distribution for e in entries} == {"camkit"}
+    assert {e.plugin for e in entries} == {"camkit"}
+    impls = camkit.get_plugin_manager().hook.camkit_register_methods.get_hookimpls()
+    assert [i.trylast for i in impls] == [True]
+
+
+def test_runtime_plugin_method_and_renderer_by_name() -> None:
+    name = camkit.register_plugin(MethodPlugin(), name="methods-test")
+    assert "xgrad-test" in camkit.list_methods("xgrad*")
+    [entry] = [e for e in camkit.list_registrations("method") if e.name == "xgrad-test"]
+    assert entry.plugin == "methods-test" and entry.distribution is None
+    explanation = Explainer(SmallCNN(), method="xgrad-test", renderer="grey-test").explain(
+        torch.randn(3, 32, 32)
+    )
+    assert explanation.method == "xgrad-test"
+    overlay = explanation.overlay()
+    np.testing.assert_array_equal(overlay[:, :, 0], (explanation.cam * 255).astype(np.uint8))
+    camkit.unregister_plugin(name)
+    with pytest.raises(UnknownNameError, match=r"unknown method 'xgrad-test'.*gradcam\+\+"):
+        Explainer(SmallCNN(), method="xgrad-test")
+
+
+def test_unknown_names_suggest_close_ones() -> None:
+    with pytest.raises(UnknownNameError, match=r"did you mean 'gradcam\+\+'"):
+        Explainer(SmallCNN(), method="gradcam+")
+    with pytest.raises(UnknownNameError, match="unknown renderer 'jett'.*'jet'"):
+        Explainer(SmallCNN(), renderer="jett")
+    with pytest.raises(UnknownNameError, match="no plugin named 'nope'"):
+        camkit.unregister_plugin("nope")
+
+
+def test_conflicting_method_names_name_both_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Clash:
+        @hookimpl
+        def camkit_register_methods(self) -> Sequence[type[GradientWeightedCAM]]:
+            class Impostor(Xgrad):
+                name = "gradcam++"
+
+            return [Impostor]
+
+    fake_entry_points(monkeypatch, FakeEntryPoint("clashing", "camkit-clash", Clash))
+    with pytest.raises(
+        PluginConflictError,
+        match=r"'gradcam\+\+' is registered twice: by plugin 'clashing' \(distribution "
+        r"'camkit-clash'\) and by plugin 'camkit' \(distribution 'camkit'\)",
+    ):
+        Explainer(SmallCNN())
+
+
+def test_runtime_conflict_raises_and_rolls_back() -> None:
+    camkit.register_plugin(MethodPlugin(), name="first")
+    with pytest.raises(PluginConflictError, match="'first'.*'second'|'second'.*'first'"):
+        camkit.register_plugin(MethodPlugin(), name="second")
+    assert not camkit.get_plugin_manager().has_plugin("second")
+    assert "xgrad-test" in camkit.list_methods()  # the first one still works
+
+
+def test_broken_import_is_skipped_with_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> Any:
+        raise ImportError("No module named 'missing_dependency'")
+
+    fake_entry_points(
+        monkeypatch,
+        FakeEntryPoint("broken", "camkit-broken", broken),
+        FakeEntryPoint("good", "camkit-good", MethodPlugin),
+    )
+    with pytest.warns(CamkitPluginWarning, match="'broken' from distribution 'camkit-broken'"):
+        methods = camkit.list_methods()
+    assert "xgrad-test" in methods and "gradcam++" in methods
+    [entry] = [e for e in camkit.list_registrations("method") if e.name == "xgrad-test"]
+    assert entry.distribution == "camkit-good" and entry.plugin == "good"
+
+
+def test_failing_registration_hook_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Failing:
+        @hookimpl
+        def camkit_register_renderers(self) -> Sequence[type[Renderer]]:
+            raise RuntimeError("renderer table corrupted")
+
+        @hookimpl
+        def camkit_register_methods(self) -> Sequence[type[GradientWeightedCAM]]:
+            return [Xgrad]
+
+    fake_entry_points(monkeypatch, FakeEntryPoint("failing", "camkit-failing", Failing))
+    with pytest.warns(CamkitPluginWarning, match="'failing'.*'camkit-failing'.*corrupted"):
+        assert camkit.list_renderers() == ["jet"]
+    assert "xgrad-test" not in camkit.list_methods()  # nothing of a failed plugin remains
+
+
+def test_bad_registration_type_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Wrong:
+        @hookimpl
+        def camkit_register_methods(self) -> Sequence[object]:
+            return ["not a class"]
+
+    fake_entry_points(monkeypatch, FakeEntryPoint("wrong", "camkit-wrong", Wrong))
+    with pytest.warns(CamkitPluginWarning, match="CAMMethod subclasses"):
+        assert camkit.list_methods() == ["gradcam", "gradcam++"]
+
+
+def test_autoload_can_be_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded: list[str] = []
+
+    def load() -> Any:
+        loaded.append("yes")
+        return MethodPlugin()
+
+    fake_entry_points(monkeypatch, FakeEntryPoint("good", "camkit-good", load))
+    monkeypatch.setenv("CAMKIT_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert camkit.list_methods() == ["gradcam", "gradcam++"]
+    assert loaded == []
+    monkeypatch.delenv("CAMKIT_DISABLE_PLUGIN_AUTOLOAD")
+    manager.reset_plugins()
+    assert "xgrad-test" in camkit.list_methods()
+    assert loaded == ["yes"]
+
+
+class FixedResolver(LayerResolver):
+    name = "fixed-test"
+
+    def resolve(self, model: nn.Module, example: Tensor | None) -> str | None:
+        return "layer3" if hasattr(model, "layer3") else None
+
+
+def test_plugin_resolver_wins_over_table_and_structural() -> None:
+    class ResolverPlugin:
+        @hookimpl
+        def camkit_register_resolvers(self) -> Sequence[LayerResolver]:
+            return [FixedResolver()]
+
+    camkit.register_plugin(ResolverPlugin(), name="resolver-test")
+    assert camkit.list_resolvers() == ["fixed-test", "architecture-table", "structural"]
+    assert Explainer(build("torchvision", "resnet18")).resolve_layer() == "layer3"
+    # a model it does not know falls through to the structural fallback
+    assert Explainer(SmallCNN()).resolve_layer(torch.zeros(1, 3, 32, 32)) == "body"
+
+
+def test_plugin_mapping_wins_over_builtin_table() -> None:
+    class MappingPlugin:
+        @hookimpl
+        def camkit_register_architectures(self) -> Mapping[str, str]:
+            return {"resnet18": "layer2", "my_net*": "body"}
+
+    camkit.register_plugin(MappingPlugin(), name="mapping-test")
+    assert Explainer(build("timm", "resnet18")).resolve_layer() == "layer2"
+    assert Explainer(build("timm", "resnet34")).resolve_layer() == "layer4"
+    model = SmallCNN()
+    model.pretrained_cfg = {"architecture": "my_net_v2"}
+    assert Explainer(model).resolve_layer() == "body"
+    rows = [e for e in camkit.list_registrations("architecture") if e.name == "my_net*"]
+    assert rows[0].value == "body" and rows[0].plugin == "mapping-test"
+
+
+def test_to_spatial_hook_lets_token_layers_work() -> None:
+    class Tokens(nn.Module):
+        """Features as a token sequence (B, N, C) over a 4x4 grid."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = nn.Conv2d(3, 8, 4, stride=4)
+            self.tokens = nn.Identity()
+            self.fc = nn.Linear(8, 2)
+
+        def forward(self, x: Tensor) -> Tensor:
+            seq = self.tokens(self.proj(x).flatten(2).transpose(1, 2))
+            return self.fc(seq.mean(dim=1))
+
+    class GridPlugin:
+        @hookimpl
+        def camkit_to_spatial(self, model: nn.Module, layer: str, output: Tensor) -> Tensor | None:
+            if output.ndim != 3:
+                return None
+            batch, tokens, channels = output.shape
+            side = int(tokens**0.5)
+            return output.transpose(1, 2).reshape(batch, channels, side, side)
+
+    torch.manual_seed(0)
+    model = Tokens()
+    x = torch.randn(3, 16, 16)
+    camkit.register_plugin(GridPlugin(), name="grid-test")
+    via_tokens = Explainer(model, layer="tokens", method="gradcam").explain(x, target=0)
+    via_conv = Explainer(model, layer="proj", method="gradcam").explain(x, target=0)
+    np.testing.assert_allclose(via_tokens.raw, via_conv.raw, rtol=1e-5, atol=1e-7)
+    assert via_tokens.raw.shape == (4, 4)
