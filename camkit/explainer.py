@@ -259,12 +259,12 @@ class Explainer:
         for i, (tensor, image) in enumerate(prepared):
             picture = image if image is not None else self.data_config.to_image(tensor)
             height, width = picture.shape[:2]
-            cam = cv2.resize(
-                normalize_map(raw_maps[i]), (width, height), interpolation=cv2.INTER_LINEAR
+            cam = normalize_map(
+                cv2.resize(raw_maps[i], (width, height), interpolation=cv2.INTER_LINEAR)
             )
             explanations.append(
                 Explanation(
-                    cam=np.clip(cam, 0.0, 1.0).astype(np.float32),
+                    cam=cam,
                     raw=raw_maps[i].astype(np.float32),
                     pred_class=int(predicted[i]),
                     confidence=float(confidence[i]),

@@ -21,8 +21,9 @@ class Explanation:
     """One image's explanation.
 
     Attributes:
-        cam: float32 ``(H, W)`` map in ``[0, 1]`` at the original image's resolution (the
-            tensor's own size for tensor input), min-max normalised.
+        cam: float32 ``(H, W)`` map at the original image's resolution (the tensor's own
+            size for tensor input): :attr:`raw` resized bilinearly, then min-max normalised
+            to ``[0, 1]`` (all zeros when the map is constant).
         raw: float32 ``(h, w)`` map at the layer's resolution, after ReLU, not normalised.
         pred_class: the model's predicted class (argmax of the scores).
         confidence: softmax probability of the predicted class.

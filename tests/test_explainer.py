@@ -1,0 +1,375 @@
+"""The Explainer facade: inputs, preprocessing, targets, model outputs, results, devices."""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tiny_models import SmallCNN
+from torch import Tensor, nn
+
+from camkit import (
+    DataConfig,
+    DeviceFallbackWarning,
+    Explainer,
+    InputError,
+    JetRenderer,
+    ModelOutputError,
+    TargetError,
+)
+
+
+@pytest.fixture
+def model() -> nn.Module:
+    torch.manual_seed(0)
+    return SmallCNN(classes=3).eval()
+
+
+@pytest.fixture
+def image() -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+
+
+class Recorder:
+    def __init__(self, model: nn.Module) -> None:
+        self.inputs: list[Tensor] = []
+        model.register_forward_pre_hook(lambda m, args: self.inputs.append(args[0].clone()))
+
+
+# ---- inputs and preprocessing -------------------------------------------------------------
+
+
+def test_all_image_kinds_give_the_same_map(
+    model: nn.Module, image: np.ndarray, tmp_path: Path
+) -> None:
+    path = tmp_path / "img.png"
+    Image.fromarray(image).save(path)
+    ex = Explainer(model)
+    results = [
+        ex.explain(image),
+        ex.explain(str(path)),
+        ex.explain(path),
+        ex.explain(Image.fromarray(image)),
+    ]
+    for result in results:
+        assert result.cam.shape == (37, 53)
+        assert result.cam.dtype == np.float32
+        np.testing.assert_allclose(result.raw, results[0].raw, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(result.image, image)
+
+
+def test_grayscale_and_rgba_become_rgb(model: nn.Module, image: np.ndarray) -> None:
+    ex = Explainer(model)
+    grey = image[:, :, 0]
+    as_rgb = ex.explain(np.repeat(grey[:, :, None], 3, axis=2))
+    np.testing.assert_allclose(ex.explain(grey).raw, as_rgb.raw, rtol=1e-6)
+    np.testing.assert_allclose(ex.explain(Image.fromarray(grey, "L")).raw, as_rgb.raw, rtol=1e-6)
+    rgba = np.concatenate([image, np.full((37, 53, 1), 90, np.uint8)], axis=2)
+    np.testing.assert_allclose(ex.explain(rgba).raw, ex.explain(image).raw, rtol=1e-6)
+    assert ex.explain(rgba).image.shape == (37, 53, 3)
+
+
+def test_default_preprocessing_is_imagenet_224(model: nn.Module) -> None:
+    recorder = Recorder(model)
+    colour = np.zeros((30, 20, 3), dtype=np.uint8)
+    colour[:] = (255, 128, 0)
+    Explainer(model).explain(colour)
+    seen = recorder.inputs[-1]
+    assert seen.shape == (1, 3, 224, 224)
+    expected = [(1.0 - 0.485) / 0.229, (128 / 255 - 0.456) / 0.224, (0.0 - 0.406) / 0.225]
+    for channel, value in enumerate(expected):
+        torch.testing.assert_close(seen[0, channel], torch.full((224, 224), value))
+
+
+def test_pretrained_cfg_is_read_from_any_model(model: nn.Module) -> None:
+    model.pretrained_cfg = {
+        "input_size": (3, 40, 48),
+        "mean": (0.5, 0.5, 0.5),
+        "std": (0.25, 0.5, 1.0),
+        "interpolation": "bicubic",
+    }
+    recorder = Recorder(model)
+    colour = np.full((9, 11, 3), 51, dtype=np.uint8)  # 0.2 after scaling
+    result = Explainer(model).explain(colour)
+    seen = recorder.inputs[-1]
+    assert seen.shape == (1, 3, 40, 48)
+    for channel, std in enumerate((0.25, 0.5, 1.0)):
+        torch.testing.assert_close(seen[0, channel], torch.full((40, 48), (0.2 - 0.5) / std))
+    assert result.cam.shape == (9, 11)  # back at the original resolution
+    assert DataConfig.from_model(model).interpolation == "bicubic"
+
+
+def test_timm_data_config() -> None:
+    from helpers import build
+
+    config = DataConfig.from_model(build("timm", "inception_resnet_v2"))
+    assert config.input_size == (299, 299)
+    assert config.mean == (0.5, 0.5, 0.5) and config.interpolation == "bicubic"
+
+
+def test_user_transform_overrides(model: nn.Module, image: np.ndarray) -> None:
+    calls: list[tuple[int, int]] = []
+
+    def transform(pil: Image.Image) -> Tensor:
+        calls.append(pil.size)
+        return torch.ones(3, 32, 32)
+
+    recorder = Recorder(model)
+    result = Explainer(model, transform=transform).explain(image)
+    assert calls == [(53, 37)]
+    torch.testing.assert_close(recorder.inputs[-1], torch.ones(1, 3, 32, 32))
+    assert result.cam.shape == (37, 53)
+    with pytest.raises(InputError, match=r"transform must return a \(C, H, W\) tensor"):
+        Explainer(model, transform=lambda pil: np.zeros(3)).explain(image)  # type: ignore[arg-type,return-value]
+
+
+def test_tensor_input_used_as_is(model: nn.Module) -> None:
+    recorder = Recorder(model)
+    x = torch.randn(3, 24, 40)
+    ex = Explainer(model)
+    result = ex.explain(x)
+    torch.testing.assert_close(recorder.inputs[-1][0], x)
+    assert result.cam.shape == (24, 40)
+    assert result.image.shape == (24, 40, 3)
+    np.testing.assert_allclose(ex.explain(x[None]).raw, result.raw, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (np.zeros((4, 4, 3), dtype=np.float32), "must be uint8"),
+        (np.zeros((3, 4, 4, 2), dtype=np.uint8), "must have shape"),
+        (torch.zeros(2, 3, 8, 8), r"\(C, H, W\) or \(1, C, H, W\)"),
+        (torch.zeros(8, 8), r"\(C, H, W\) or \(1, C, H, W\)"),
+        (12, "unsupported image type int"),
+        ("does/not/exist.jpg", "image file not found"),
+    ],
+)
+def test_bad_inputs(model: nn.Module, bad: Any, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        Explainer(model).explain(bad)
+
+
+def test_unreadable_files(model: nn.Module, tmp_path: Path) -> None:
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "cut.png"
+    buffer = tmp_path / "full.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8) + 100).save(buffer)
+    truncated.write_bytes(buffer.read_bytes()[:60])
+    for path in (text, empty, truncated):
+        with pytest.raises(InputError, match="cannot read"):
+            Explainer(model).explain(path)
+
+
+# ---- batches ----------------------------------------------------------------------------
+
+
+def test_batch_equals_singles(model: nn.Module, image: np.ndarray) -> None:
+    ex = Explainer(model)
+    other = image[::-1].copy()
+    batch = ex.explain_batch([image, other, torch.randn(3, 224, 224)], targets=[0, 1, 2])
+    assert [b.target for b in batch] == [0, 1, 2]
+    single = ex.explain(other, target=1)
+    np.testing.assert_allclose(batch[1].raw, single.raw, rtol=1e-5, atol=1e-6)
+    assert batch[2].cam.shape == (224, 224)
+
+
+def test_batch_tensor(model: nn.Module) -> None:
+    x = torch.randn(4, 3, 32, 32)
+    results = Explainer(model).explain_batch(x)
+    assert len(results) == 4
+    np.testing.assert_allclose(
+        results[3].raw, Explainer(model).explain(x[3]).raw, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_batch_errors(model: nn.Module, image: np.ndarray) -> None:
+    ex = Explainer(model)
+    with pytest.raises(InputError, match="got no images"):
+        ex.explain_batch([])
+    with pytest.raises(InputError, match="same shape"):
+        ex.explain_batch([torch.zeros(3, 8, 8), torch.zeros(3, 9, 9)])
+    with pytest.raises(InputError, match="use explain\\(\\) for a single image"):
+        ex.explain_batch(image)
+    with pytest.raises(InputError, match=r"\(N, C, H, W\)"):
+        ex.explain_batch(torch.zeros(3, 8, 8))
+
+
+# ---- targets ----------------------------------------------------------------------------
+
+
+def test_predicted_class_and_confidence(model: nn.Module) -> None:
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        logits = model(x)
+    probabilities = torch.softmax(logits, dim=1)
+    results = Explainer(model).explain_batch(x)
+    for i, result in enumerate(results):
+        assert result.pred_class == int(logits[i].argmax())
+        assert result.target == result.pred_class
+        assert result.confidence == pytest.approx(float(probabilities[i].max()), abs=1e-6)
+        assert result.target_score == pytest.approx(float(logits[i].max()), abs=1e-5)
+
+
+def test_int_and_list_targets(model: nn.Module) -> None:
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        logits = model(x)
+    results = Explainer(model).explain_batch(x, 2)
+    assert [r.target for r in results] == [2, 2]
+    assert results[0].target_score == pytest.approx(float(logits[0, 2]), abs=1e-5)
+    results = Explainer(model).explain_batch(x, [np.int64(1), torch.tensor(0)])
+    assert [r.target for r in results] == [1, 0]
+
+
+def test_callable_target(model: nn.Module) -> None:
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        logits = model(x)
+    results = Explainer(model, method="gradcam").explain_batch(x, lambda z: z[:, 0] - z[:, 1])
+    for i, result in enumerate(results):
+        assert result.target is None
+        assert result.target_score == pytest.approx(float(logits[i, 0] - logits[i, 1]), abs=1e-5)
+    # Grad-CAM is linear in the score's gradient: the contrastive weights are a difference
+    ex = Explainer(model, method="gradcam")
+    first = ex.explain(x[0], target=0)
+    assert not np.allclose(first.raw, results[0].raw)
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        (3, r"target 3 is out of range: the model has 3 classes \(valid targets are 0..2\)"),
+        (-1, "target -1 is out of range"),
+        ([0, 1, 2], "got 3 targets for a batch of 2 images"),
+        ([0], "got 1 targets for a batch of 2 images"),
+        (True, "must be an int class index, got bool"),
+        (1.0, "must be an int class index, got float"),
+        (lambda z: z, r"must return a tensor of shape \(2,\)"),
+    ],
+)
+def test_bad_targets(model: nn.Module, target: Any, message: str) -> None:
+    with pytest.raises(TargetError, match=message):
+        Explainer(model).explain_batch(torch.randn(2, 3, 32, 32), target)
+
+
+def test_explain_rejects_several_targets(model: nn.Module) -> None:
+    with pytest.raises(InputError, match="got 2 targets"):
+        Explainer(model).explain(torch.randn(3, 32, 32), target=[0, 1])
+
+
+# ---- model outputs ----------------------------------------------------------------------
+
+
+class Wrapped(nn.Module):
+    def __init__(self, inner: nn.Module, kind: str) -> None:
+        super().__init__()
+        self.inner = inner
+        self.kind = kind
+
+    def forward(self, x: Tensor) -> Any:
+        logits = self.inner(x)
+        if self.kind == "tuple":
+            return logits, logits.detach() * 0
+        if self.kind == "dict":
+            return {"aux": logits * 0, "logits": logits}
+        if self.kind == "object":
+            return types.SimpleNamespace(logits=logits, hidden=None)
+        if self.kind == "other-dict":
+            return {"scores": logits}
+        return logits[:, :, None]
+
+
+@pytest.mark.parametrize("kind", ["tuple", "dict", "object"])
+def test_structured_outputs(model: nn.Module, kind: str) -> None:
+    x = torch.randn(3, 32, 32)
+    plain = Explainer(model).explain(x)
+    wrapped = Explainer(Wrapped(model, kind)).explain(x)
+    assert wrapped.layer == "inner." + plain.layer
+    np.testing.assert_allclose(wrapped.raw, plain.raw, rtol=1e-6)
+    assert wrapped.pred_class == plain.pred_class
+
+
+def test_output_selector(model: nn.Module) -> None:
+    x = torch.randn(3, 32, 32)
+    wrapped = Wrapped(model, "other-dict")
+    with pytest.raises(ModelOutputError, match="without 'logits'.*'scores'"):
+        Explainer(wrapped).explain(x)
+    result = Explainer(wrapped, output=lambda out: out["scores"]).explain(x)
+    np.testing.assert_allclose(result.raw, Explainer(model).explain(x).raw, rtol=1e-6)
+
+
+def test_non_2d_scores(model: nn.Module) -> None:
+    with pytest.raises(ModelOutputError, match=r"shape \(B, K\), got \(1, 3, 1\)"):
+        Explainer(Wrapped(model, "3d"), layer="inner.body").explain(torch.randn(3, 32, 32))
+
+
+# ---- results ----------------------------------------------------------------------------
+
+
+def test_cam_lies_on_the_image(model: nn.Module, image: np.ndarray) -> None:
+    result = Explainer(model).explain(image)
+    assert result.cam.min() == 0.0 and result.cam.max() == 1.0
+    resized = cv2.resize(result.raw, (53, 37), interpolation=cv2.INTER_LINEAR)
+    resized = (resized - resized.min()) / (resized.max() - resized.min())
+    np.testing.assert_allclose(result.cam, resized, atol=1e-6)
+    assert result.method == "gradcam++" and result.layer == "body"
+
+
+def test_overlay_and_save(model: nn.Module, image: np.ndarray, tmp_path: Path) -> None:
+    result = Explainer(model).explain(image)
+    np.testing.assert_array_equal(
+        result.overlay(alpha=0.3), JetRenderer().render(image, result.cam, 0.3)
+    )
+    written = result.save(tmp_path / "deep" / "out.png", alpha=0.3)
+    back = cv2.cvtColor(cv2.imread(str(written)), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(back, result.overlay(alpha=0.3))  # PNG keeps RGB order
+    with pytest.raises(ValueError, match="unsupported image extension .txt"):
+        result.save(tmp_path / "out.txt")
+    with pytest.raises(ValueError, match="alpha must lie"):
+        result.overlay(alpha=2.0)
+
+
+def test_explanation_is_frozen(model: nn.Module) -> None:
+    import attrs
+
+    result = Explainer(model).explain(torch.randn(3, 32, 32))
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        result.layer = "other"  # type: ignore[misc]
+
+
+# ---- devices ----------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the fallback without CUDA")
+def test_cuda_falls_back_to_cpu_with_warning(model: nn.Module) -> None:
+    with pytest.warns(DeviceFallbackWarning, match="CUDA is not available"):
+        ex = Explainer(model, device="cuda")
+    assert ex.device == torch.device("cpu")
+    assert ex.explain(torch.randn(3, 32, 32)).cam.shape == (32, 32)
+
+
+def test_auto_and_bad_device(model: nn.Module) -> None:
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert Explainer(model, device="auto").device.type == expected
+    with pytest.raises(ValueError, match="unknown device 'gpu0'"):
+        Explainer(model, device="gpu0")
+
+
+def test_bad_model_and_method_types() -> None:
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        Explainer(lambda x: x)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="method must be a registered name"):
+        Explainer(SmallCNN(), method=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="renderer must be a registered name"):
+        Explainer(SmallCNN(), renderer=3)  # type: ignore[arg-type]
