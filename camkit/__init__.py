@@ -16,6 +16,7 @@ from camkit.errors import (
     LayerResolutionError,
     ModelOutputError,
     PluginConflictError,
+    PluginError,
     TargetError,
     UnknownNameError,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "LayerResolver",
     "ModelOutputError",
     "PluginConflictError",
+    "PluginError",
     "Renderer",
     "StructuralResolver",
     "TargetError",

@@ -88,8 +88,7 @@ def capture_layer(
         leaves.append(leaf)
         if needs_gradients:
             torch.set_grad_enabled(True)
-            return leaf.clone()  # later in-place ops (ReLU(inplace=True)) must not hit the leaf
-        return leaf
+        return leaf.clone()  # later in-place ops (ReLU(inplace=True)) must not hit the leaf
 
     handle = module.register_forward_hook(hook)
     try:
@@ -122,7 +121,7 @@ def capture_layer(
     if activation_map is None or gradient_map is None:
         raise LayerResolutionError(
             f"layer {layer!r} returns shape {tuple(activation.shape)}, not a spatial map "
-            "(B, C, H, W). For vision transformers install the camkit-vit plugin; otherwise "
+            "(B, C, H, W). Vision transformers need the camkit-vit plugin; otherwise "
             "pass a convolutional layer, or register a camkit_to_spatial hook."
         )
     capture = LayerCapture(activation_map, gradient_map, scores.detach(), layer)

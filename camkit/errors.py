@@ -16,6 +16,7 @@ __all__ = [
     "LayerResolutionError",
     "ModelOutputError",
     "PluginConflictError",
+    "PluginError",
     "TargetError",
     "UnknownNameError",
 ]
@@ -51,6 +52,11 @@ class UnknownNameError(CamkitError, LookupError):
 
 class PluginConflictError(CamkitError, ValueError):
     """Two plugins registered the same name for a method or a renderer."""
+
+
+class PluginError(CamkitError, RuntimeError):
+    """A plugin registered at run time is invalid: an unknown hook name, or a registration
+    hook that raised or returned the wrong type."""
 
 
 class CamkitPluginWarning(UserWarning):

@@ -77,6 +77,8 @@ class Explainer:
             not crop.
         output: ``model output -> (B, K) logits``, for models whose output is not a tensor, a
             tuple (first element), a mapping with ``"logits"`` or an object with ``.logits``.
+        data_config: input size, mean, std and interpolation of the default preprocessing;
+            ``None`` reads them from the model (see :meth:`DataConfig.from_model`).
 
     Raises:
         LayerNotFoundError: ``layer`` names no module of ``model``.
@@ -92,6 +94,7 @@ class Explainer:
         device: DeviceLike = "auto",
         transform: Transform | None = None,
         output: OutputSelector | None = None,
+        data_config: DataConfig | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -102,7 +105,7 @@ class Explainer:
         self.model: nn.Module = model.to(self.device)
         self.transform = transform
         self.select: OutputSelector = output or select_logits
-        self.data_config: DataConfig = DataConfig.from_model(model)
+        self.data_config: DataConfig = data_config or DataConfig.from_model(model)
         self._layer: str | None = None
         if isinstance(layer, nn.Module):
             self._layer = layer_name_of(model, layer)

@@ -92,6 +92,8 @@ def target_scores(logits: Tensor, target: TargetSpec) -> tuple[Tensor, list[int 
         return scores, [None] * batch
     if target is None:
         indices = logits.detach().argmax(dim=1).tolist()
+    elif isinstance(target, Tensor) and target.ndim == 0:
+        indices = [_as_index(target, num_classes)] * batch
     elif isinstance(target, (Sequence, Tensor)) and not isinstance(target, str):
         values = list(target)
         if len(values) != batch:

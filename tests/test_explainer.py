@@ -114,6 +114,16 @@ def test_timm_data_config() -> None:
     assert config.mean == (0.5, 0.5, 0.5) and config.interpolation == "bicubic"
 
 
+def test_explicit_data_config(model: nn.Module) -> None:
+    recorder = Recorder(model)
+    config = DataConfig(input_size=(299, 299), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    result = Explainer(model, data_config=config).explain(np.full((10, 12, 3), 255, np.uint8))
+    torch.testing.assert_close(recorder.inputs[-1], torch.ones(1, 3, 299, 299))
+    assert result.cam.shape == (10, 12)
+    with pytest.raises(ValueError, match=r"input_size must be \(H, W\)"):
+        DataConfig(input_size=(0, 4))
+
+
 def test_user_transform_overrides(model: nn.Module, image: np.ndarray) -> None:
     calls: list[tuple[int, int]] = []
 
@@ -230,6 +240,9 @@ def test_int_and_list_targets(model: nn.Module) -> None:
     assert results[0].target_score == pytest.approx(float(logits[0, 2]), abs=1e-5)
     results = Explainer(model).explain_batch(x, [np.int64(1), torch.tensor(0)])
     assert [r.target for r in results] == [1, 0]
+    results = Explainer(model).explain_batch(x, torch.tensor(1))  # a 0-d tensor: one for all
+    assert [r.target for r in results] == [1, 1]
+    assert Explainer(model).explain(x[0], target=torch.tensor([2])).target == 2
 
 
 def test_callable_target(model: nn.Module) -> None:

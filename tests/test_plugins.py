@@ -20,6 +20,7 @@ from camkit import (
     GradientWeightedCAM,
     LayerResolver,
     PluginConflictError,
+    PluginError,
     Renderer,
     UnknownNameError,
     hookimpl,
@@ -261,3 +262,42 @@ def test_to_spatial_hook_lets_token_layers_work() -> None:
     via_conv = Explainer(model, layer="proj", method="gradcam").explain(x, target=0)
     np.testing.assert_allclose(via_tokens.raw, via_conv.raw, rtol=1e-5, atol=1e-7)
     assert via_tokens.raw.shape == (4, 4)
+
+
+def test_runtime_plugin_with_misspelt_hook_raises() -> None:
+    class Misspelt:
+        @hookimpl
+        def camkit_register_method(self) -> Sequence[type[GradientWeightedCAM]]:
+            return [Xgrad]
+
+    with pytest.raises(PluginError, match="'misspelt' is invalid.*camkit_register_method"):
+        camkit.register_plugin(Misspelt(), name="misspelt")
+    assert not camkit.get_plugin_manager().has_plugin("misspelt")
+
+
+def test_runtime_plugin_whose_hook_fails_raises() -> None:
+    class Failing:
+        @hookimpl
+        def camkit_register_methods(self) -> Sequence[type[GradientWeightedCAM]]:
+            raise RuntimeError("cannot build my methods")
+
+    with pytest.raises(PluginError, match="'failing' failed to register.*cannot build"):
+        camkit.register_plugin(Failing(), name="failing")
+    assert not camkit.get_plugin_manager().has_plugin("failing")
+    assert camkit.list_methods() == ["gradcam", "gradcam++"]
+
+
+def test_entry_point_with_misspelt_hook_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Misspelt:
+        @hookimpl
+        def camkit_register_renderer(self) -> Sequence[type[Renderer]]:
+            return [Grey]
+
+    fake_entry_points(
+        monkeypatch,
+        FakeEntryPoint("misspelt", "camkit-typo", Misspelt),
+        FakeEntryPoint("good", "camkit-good", MethodPlugin),
+    )
+    with pytest.warns(CamkitPluginWarning, match="'misspelt' from distribution 'camkit-typo'"):
+        assert camkit.list_renderers() == ["grey-test", "jet"]
+    assert not camkit.get_plugin_manager().has_plugin("misspelt")

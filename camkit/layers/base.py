@@ -20,7 +20,8 @@ class LayerResolver(ABC):
     the structural fallback); the first that returns a name wins. Return ``None`` when the
     resolver does not know the model, so that the next one is asked.
 
-    Subclasses set :attr:`name` (shown by ``camkit plugins``) and implement :meth:`resolve`.
+    Subclasses set :attr:`name` (shown by :func:`camkit.list_resolvers`) and implement
+    :meth:`resolve`.
     """
 
     #: Name shown in registry listings.

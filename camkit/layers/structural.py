@@ -85,8 +85,8 @@ class StructuralResolver(LayerResolver):
         if tokens_after >= self.token_outputs_threshold:
             raise LayerResolutionError(
                 f"{type(model).__name__} looks like a vision transformer: its last layers "
-                "produce token sequences (B, N, C), not spatial maps. Install the camkit-vit "
-                "plugin (pip install camkit-vit) to explain ViT, DeiT and Swin models, or pass "
+                "produce token sequences (B, N, C), not spatial maps. ViT, DeiT and Swin models "
+                "need the camkit-vit plugin package (camkit's plugins/camkit-vit), or pass "
                 "layer= and register a camkit_to_spatial hook that reshapes its output."
             )
         return calls[last][0]

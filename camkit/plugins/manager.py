@@ -20,7 +20,12 @@ from typing import Any, Literal
 import attrs
 import pluggy
 
-from camkit.errors import CamkitPluginWarning, PluginConflictError, UnknownNameError
+from camkit.errors import (
+    CamkitPluginWarning,
+    PluginConflictError,
+    PluginError,
+    UnknownNameError,
+)
 from camkit.layers.base import LayerResolver
 from camkit.layers.table import ArchitectureMapping
 from camkit.methods.base import CAMMethod
@@ -126,7 +131,10 @@ def _load_entry_points(manager: pluggy.PluginManager) -> None:
         try:
             plugin = entry_point.load()
             manager.register(plugin, name=entry_point.name)
+            manager.check_pending()
         except Exception as error:
+            if manager.has_plugin(entry_point.name):
+                manager.unregister(name=entry_point.name)
             _warn_skipped(entry_point.name, dist, error)
             continue
         _state.distributions[entry_point.name] = dist
@@ -224,6 +232,11 @@ def get_registry() -> Registry:
     Raises:
         PluginConflictError: two plugins registered the same method or renderer name.
     """
+    return _registry()
+
+
+def _registry(strict: str | None = None) -> Registry:
+    """Build (or return) the registry; a failure of plugin ``strict`` raises PluginError."""
     with _state.lock:
         if _state.registry is not None:
             return _state.registry
@@ -235,6 +248,11 @@ def get_registry() -> Registry:
             except _PluginBuildError as failure:
                 if failure.plugin == BUILTIN_PLUGIN_NAME:
                     raise failure.error from None
+                if failure.plugin == strict:
+                    raise PluginError(
+                        f"plugin {strict!r} failed to register: "
+                        f"{type(failure.error).__name__}: {failure.error}"
+                    ) from failure.error
                 dist = _state.distributions.pop(failure.plugin, None)
                 manager.unregister(name=failure.plugin)
                 _warn_skipped(failure.plugin, dist, failure.error)
@@ -244,12 +262,14 @@ def register_plugin(plugin: object, name: str | None = None) -> str:
     """Register a plugin object or module at run time (notebooks, tests, applications).
 
     Installed packages do not need this: they are found through the ``camkit`` entry-point
-    group. Returns the plugin's name. The registry is rebuilt at once, so a name clash
-    raises here and leaves the plugin unregistered.
+    group. Returns the plugin's name. The registry is rebuilt at once, so any problem raises
+    here and leaves the plugin unregistered.
 
     Raises:
         PluginConflictError: the plugin registers a method or renderer name already taken.
-        ValueError: a plugin with that name is already registered.
+        PluginError: a hook name is unknown (misspelt), or a registration hook raised or
+            returned something of the wrong type.
+        ValueError: a plugin with that name or object is already registered, or blocked.
     """
     with _state.lock:
         manager = get_plugin_manager()
@@ -259,7 +279,11 @@ def register_plugin(plugin: object, name: str | None = None) -> str:
         _state.distributions[registered] = None
         _state.registry = None
         try:
-            get_registry()
+            try:
+                manager.check_pending()
+            except Exception as error:
+                raise PluginError(f"plugin {registered!r} is invalid: {error}") from error
+            _registry(strict=registered)
         except BaseException:
             manager.unregister(name=registered)
             _state.distributions.pop(registered, None)

@@ -4,37 +4,39 @@ Run from the repository root, in the development environment (``pip install -e .
 
     python tests/benchmarks/bench_speed_memory.py
 
-Useful options: ``--repeats 7`` (timed rounds), ``--warmup 2``, ``--batch 8`` (speed),
-``--memory-batch 32``, ``--threads N`` (``torch.set_num_threads``; default: torch's own),
-``--device cuda`` (default ``cpu``), ``--skip-memory``, ``--check`` (exit 1 if a target
-fails; without it the script is a report and always exits 0).
+Options: ``--repeats 7`` (timed rounds), ``--warmup 2`` (untimed rounds), ``--batch 8``
+(speed), ``--memory-batch 32``, ``--memory-repeats 3`` (processes per contender),
+``--threads N`` (``torch.set_num_threads``; default: torch's own), ``--device cuda``
+(default ``cpu``), ``--skip-memory``, ``--check`` (exit 1 if a target fails; without it
+the script is a report and always exits 0).
 
 What is measured, on a random-init torchvision ResNet-50 (``torch.manual_seed(0)``) at the
 ``layer4`` block, with a ``(B, 3, 224, 224)`` tensor as input (no image preprocessing):
 
 * ``plain``: ``model(x)`` under ``torch.no_grad()``, the physical limit;
 * ``camkit``: ``Explainer(model, layer="layer4", device=...).explain_batch(x)``;
-* ``pytorch-grad-cam``: ``GradCAMPlusPlus(model=model, target_layers=[model.layer4])``
-  called with ``input_tensor=x, targets=None``;
+* ``gradcam``: pytorch-grad-cam's ``GradCAMPlusPlus(model=model,
+  target_layers=[model.layer4])`` called with ``input_tensor=x, targets=None``;
 * ``torchcam``: ``GradCAMpp(model, target_layer="layer4")``; per run ``out = model(x)``
   with grad enabled, then ``cam_extractor(out.argmax(1).tolist(), out)``, then the maps
   upsampled to the input size and moved to NumPy, as camkit and pytorch-grad-cam do.
 
 Speed: all contenders run in this process, interleaved (each round runs every contender
-once, in an order rotated by one each round), and the median per contender is reported.
+once, in an order rotated by one each round); the median per contender is reported.
 Each contender owns a deep copy of the model (same weights), so hooks one library leaves
 on its model never run inside another contender's forward. camkit's ``Explainer`` and
 pytorch-grad-cam's extractor are created once, before timing; torchcam's extractor is
 created before each of its runs and its hooks removed after it (creation is not timed:
-it builds a name-to-module dict and registers two hooks, well under a millisecond, and
-its median is printed).
+it builds a name-to-module dict and registers two hooks, well under a millisecond; its
+median is printed).
 
-Memory: one fresh process per contender (this script with the hidden ``_memory``
-subcommand) builds the model, runs the contender once at batch 1 to load lazy libraries
-and kernels, then measures the peak increase over that baseline during one run at the
-memory batch size: on the CPU the resident set size (Linux ``VmHWM`` reset through
-``/proc/self/clear_refs``; elsewhere a sampling thread plus ``ru_maxrss``), on CUDA
-``torch.cuda.max_memory_allocated``.
+Memory: fresh processes (this script's hidden ``_memory`` subcommand), by default three
+per contender, interleaved, median reported (the allocator makes one figure vary by
+about 10 %). Each builds the model, runs the contender once at batch 1 to load lazy
+libraries and kernels, then measures the peak increase over that baseline during one
+run at the memory batch size: on the CPU the resident set size (Linux ``VmHWM`` reset
+through ``/proc/self/clear_refs``; elsewhere a sampling thread plus ``ru_maxrss``), on
+CUDA ``torch.cuda.max_memory_allocated``.
 """
 
 from __future__ import annotations
@@ -242,14 +244,17 @@ def measure_speed(
     x = make_input(batch, device)
     times: dict[str, list[float]] = {c.key: [] for c in contenders}
     keys = [c.key for c in contenders]
+    took: dict[str, float] = {}
     for round_index in range(warmup + repeats):
         shift = round_index % len(keys)
         for key in keys[shift:] + keys[:shift]:
             seconds = timed_run(runners[key], x, device)
             if round_index >= warmup:
                 times[key].append(seconds)
+            took[key] = seconds
         phase = "warm-up" if round_index < warmup else "timed"
-        print(f"  round {round_index + 1}/{warmup + repeats} ({phase}) done", flush=True)
+        figures = "  ".join(f"{key} {took[key]:.3f}" for key in keys)
+        print(f"  round {round_index + 1}/{warmup + repeats} ({phase}): {figures} s", flush=True)
     torchcam = runners.get("torchcam")
     if isinstance(torchcam, Torchcam) and torchcam.creation_seconds:
         creation = statistics.median(torchcam.creation_seconds)
@@ -353,25 +358,59 @@ def memory_child(key: str, batch: int, device_name: str, threads: int | None) ->
     print(json.dumps({"key": key, "extra_bytes": extra, "how": how}))
 
 
+@dataclass(frozen=True)
+class MemoryResult:
+    samples_mib: list[float]
+    how: str
+
+    @property
+    def median_mib(self) -> float:
+        return statistics.median(self.samples_mib)
+
+
+def memory_process(
+    key: str, batch: int, device: torch.device, threads: int | None
+) -> dict[str, Any]:
+    """Run the ``_memory`` subcommand for ``key`` in a fresh interpreter."""
+    command = [sys.executable, str(Path(__file__).resolve()), "_memory", key]
+    command += ["--batch", str(batch), "--device", str(device)]
+    if threads is not None:
+        command += ["--threads", str(threads)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"memory process for {key} failed ({done.returncode}):\n{done.stderr}")
+    record: dict[str, Any] = json.loads(lines[-1])
+    return record
+
+
 def measure_memory(
-    contenders: list[Contender], batch: int, device: torch.device, threads: int | None
-) -> dict[str, tuple[float, str]]:
-    results: dict[str, tuple[float, str]] = {}
-    for contender in contenders:
-        command = [sys.executable, str(Path(__file__).resolve()), "_memory", contender.key]
-        command += ["--batch", str(batch), "--device", str(device)]
-        if threads is not None:
-            command += ["--threads", str(threads)]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-        if done.returncode != 0 or not lines:
-            print(f"  {contender.key}: memory process failed ({done.returncode})")
-            print(done.stderr[-2000:])
-            continue
-        record = json.loads(lines[-1])
-        results[contender.key] = (record["extra_bytes"] / MIB, record["how"])
-        print(f"  {contender.key}: {results[contender.key][0]:.0f} MiB", flush=True)
-    return results
+    contenders: list[Contender],
+    batch: int,
+    repeats: int,
+    device: torch.device,
+    threads: int | None,
+) -> dict[str, MemoryResult]:
+    """``repeats`` fresh processes per contender, interleaved; the median is reported."""
+    samples: dict[str, list[float]] = {c.key: [] for c in contenders}
+    how: dict[str, str] = {}
+    failed: set[str] = set()
+    for round_index in range(repeats):
+        figures = []
+        for contender in contenders:
+            if contender.key in failed:
+                continue
+            try:
+                record = memory_process(contender.key, batch, device, threads)
+            except RuntimeError as error:
+                print(f"  {str(error)[-2000:]}")
+                failed.add(contender.key)
+                continue
+            samples[contender.key].append(record["extra_bytes"] / MIB)
+            how[contender.key] = record["how"]
+            figures.append(f"{contender.key} {samples[contender.key][-1]:.0f}")
+        print(f"  process round {round_index + 1}/{repeats}: {'  '.join(figures)} MiB", flush=True)
+    return {key: MemoryResult(values, how[key]) for key, values in samples.items() if values}
 
 
 # --------------------------------------------------------------------------- report
@@ -394,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds (default 2)")
     parser.add_argument("--batch", type=int, default=8, help="speed batch size (default 8)")
     parser.add_argument("--memory-batch", type=int, default=32, help="(default 32)")
+    parser.add_argument(
+        "--memory-repeats", type=int, default=3, help="processes per contender (default 3)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
     parser.add_argument("--skip-memory", action="store_true", help="speed only")
@@ -425,34 +467,53 @@ def main(argv: list[str] | None = None) -> int:
             f"{label_of(contender):<40} {median[contender.key]:>9.3f} "
             f"{min(values):>8.3f} {max(values):>8.3f}"
         )
-    camkit_s = median.get("camkit")
-    ratio_plain = camkit_s / median["plain"] if camkit_s and "plain" in median else None
-    ratio_gradcam = median["gradcam"] / camkit_s if camkit_s and "gradcam" in median else None
-    ratio_torchcam = median["torchcam"] / camkit_s if camkit_s and "torchcam" in median else None
 
-    def show(ratio: float | None) -> str:
-        return "n/a" if ratio is None else f"{ratio:.2f}x"
+    def ratio(top: str, bottom: str) -> tuple[float | None, float | None]:
+        """The ratio of the medians and the median of the per-round ratios."""
+        if top not in times or bottom not in times:
+            return None, None
+        paired = [a / b for a, b in zip(times[top], times[bottom], strict=True)]
+        return median[top] / median[bottom], statistics.median(paired)
 
-    print(f"\n{'camkit / plain forward':<40} {show(ratio_plain):>9}")
-    print(f"{'pytorch-grad-cam / camkit':<40} {show(ratio_gradcam):>9}")
-    print(f"{'torchcam / camkit':<40} {show(ratio_torchcam):>9}")
+    def show(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.2f}x"
 
-    memory: dict[str, tuple[float, str]] = {}
+    ratio_plain, paired_plain = ratio("camkit", "plain")
+    ratio_gradcam, paired_gradcam = ratio("gradcam", "camkit")
+    ratio_torchcam, paired_torchcam = ratio("torchcam", "camkit")
+    print(f"\n{'ratio':<40} {'medians':>9} {'per-round':>10}")
+    print(f"{'camkit / plain forward':<40} {show(ratio_plain):>9} {show(paired_plain):>10}")
+    print(f"{'pytorch-grad-cam / camkit':<40} {show(ratio_gradcam):>9} {show(paired_gradcam):>10}")
+    print(f"{'torchcam / camkit':<40} {show(ratio_torchcam):>9} {show(paired_torchcam):>10}")
+    print(
+        "('medians': ratio of the median times, used for the targets; 'per-round': median of "
+        "the ratios within each round, less sensitive to load that comes and goes)"
+    )
+
+    memory: dict[str, MemoryResult] = {}
     if not opts.skip_memory:
         kind = "CUDA allocator" if device.type == "cuda" else "RSS"
-        print(f"\nPeak memory ({kind}) over the post-model baseline, batch {opts.memory_batch}")
-        print("one process per contender:")
-        memory = measure_memory(contenders, opts.memory_batch, device, opts.threads)
-        plain_mib = memory.get("plain", (0.0, ""))[0]
-        print(f"\n{'contender':<40} {'extra MiB':>9} {'x plain':>8}")
+        print(
+            f"\nPeak memory ({kind}) over the post-model baseline, batch {opts.memory_batch}, "
+            f"median of {opts.memory_repeats} fresh processes per contender"
+        )
+        memory = measure_memory(
+            contenders, opts.memory_batch, opts.memory_repeats, device, opts.threads
+        )
+        plain_mib = memory["plain"].median_mib if "plain" in memory else 0.0
+        print(f"\n{'contender':<40} {'extra MiB':>9} {'x plain':>8} {'range MiB':>12}")
         for contender in contenders:
             if contender.key in memory:
-                mib, how = memory[contender.key]
-                times_plain = f"{mib / plain_mib:.2f}x" if plain_mib > 0 else "n/a"
-                print(f"{label_of(contender):<40} {mib:>9.0f} {times_plain:>8}   [{how}]")
+                result = memory[contender.key]
+                times_plain = f"{result.median_mib / plain_mib:.2f}x" if plain_mib > 0 else "n/a"
+                spread = f"{min(result.samples_mib):.0f}-{max(result.samples_mib):.0f}"
+                print(
+                    f"{label_of(contender):<40} {result.median_mib:>9.0f} {times_plain:>8} "
+                    f"{spread:>12}   [{result.how}]"
+                )
     mem_ratio = None
-    if "camkit" in memory and memory.get("plain", (0.0, ""))[0] > 0:
-        mem_ratio = memory["camkit"][0] / memory["plain"][0]
+    if "camkit" in memory and "plain" in memory and memory["plain"].median_mib > 0:
+        mem_ratio = memory["camkit"].median_mib / memory["plain"].median_mib
 
     checks = [
         (
