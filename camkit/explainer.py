@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from numpy.typing import NDArray
@@ -16,6 +15,7 @@ from camkit.capture import capture_layer, explanation_mode
 from camkit.device import DeviceLike, select_device
 from camkit.errors import InputError, LayerResolutionError
 from camkit.explanation import Explanation
+from camkit.geometry import Placement, map_to_original
 from camkit.layers.base import get_layer, layer_name_of
 from camkit.methods.base import CAMMethod
 from camkit.plugins.manager import create_method, create_renderer, get_registry, to_spatial
@@ -79,6 +79,7 @@ class Explainer:
             tuple (first element), a mapping with ``"logits"`` or an object with ``.logits``.
         data_config: input size, mean, std and interpolation of the default preprocessing;
             ``None`` reads them from the model (see :meth:`DataConfig.from_model`).
+        class_names: one display name per class; results then carry ``pred_name``.
 
     Raises:
         LayerNotFoundError: ``layer`` names no module of ``model``.
@@ -95,6 +96,7 @@ class Explainer:
         transform: Transform | None = None,
         output: OutputSelector | None = None,
         data_config: DataConfig | None = None,
+        class_names: Sequence[str] | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -106,6 +108,7 @@ class Explainer:
         self.transform = transform
         self.select: OutputSelector = output or select_logits
         self.data_config: DataConfig = data_config or DataConfig.from_model(model)
+        self.class_names: list[str] | None = list(class_names) if class_names else None
         self._layer: str | None = None
         if isinstance(layer, nn.Module):
             self._layer = layer_name_of(model, layer)
@@ -158,13 +161,18 @@ class Explainer:
             "it produces no spatial (B, C, H, W) map. Pass layer='<dotted name>' to Explainer."
         )
 
+    def class_name(self, index: int) -> str | None:
+        """The display name of class ``index``, or ``None`` when no name is known."""
+        names = self.class_names
+        return names[index] if names is not None and 0 <= index < len(names) else None
+
     def _dtype(self) -> torch.dtype:
         for parameter in self.model.parameters():
             if parameter.is_floating_point():
                 return parameter.dtype
         return torch.float32
 
-    def _prepare(self, item: Any) -> tuple[Tensor, NDArray[np.uint8] | None]:
+    def _prepare(self, item: Any) -> tuple[Tensor, NDArray[np.uint8], Placement]:
         if isinstance(item, Tensor):
             if item.ndim == 4 and item.shape[0] == 1:
                 item = item[0]
@@ -173,17 +181,20 @@ class Explainer:
                     f"a tensor image must have shape (C, H, W) or (1, C, H, W), got "
                     f"{tuple(item.shape)}; use explain_batch for (N, C, H, W)"
                 )
-            return item, None
+            size = (int(item.shape[1]), int(item.shape[2]))
+            return item, self.data_config.to_image(item), Placement.stretch(size, size)
         image = load_rgb(item)
         if self.transform is None:
-            return self.data_config.to_tensor(image), image
+            tensor, placement = self.data_config.prepare(image)
+            return tensor, image, placement
         tensor = self.transform(Image.fromarray(image))
         if not isinstance(tensor, Tensor) or tensor.ndim != 3:
             raise InputError(
                 "the transform must return a (C, H, W) tensor, got "
                 f"{type(tensor).__name__} {tuple(getattr(tensor, 'shape', ()))}"
             )
-        return tensor, image
+        size = (int(tensor.shape[1]), int(tensor.shape[2]))
+        return tensor, image, Placement.stretch(image.shape[:2], size)
 
     def explain(self, img: ImageInput, target: TargetSpec = None) -> Explanation:
         """Explain one image.
@@ -229,13 +240,13 @@ class Explainer:
         if not items:
             raise InputError("explain_batch got no images")
         prepared = [self._prepare(item) for item in items]
-        shapes = {tuple(tensor.shape) for tensor, _ in prepared}
+        shapes = {tuple(tensor.shape) for tensor, _, _ in prepared}
         if len(shapes) > 1:
             raise InputError(
                 f"images of one batch must preprocess to the same shape, got {sorted(shapes)}; "
                 "resize the tensors or explain them separately"
             )
-        batch = torch.stack([tensor for tensor, _ in prepared]).to(self.device, self._dtype())
+        batch = torch.stack([tensor for tensor, _, _ in prepared]).to(self.device, self._dtype())
         with explanation_mode(self.model):
             layer = self._resolve(batch)
             result = capture_layer(
@@ -259,12 +270,8 @@ class Explainer:
         raw_maps = raw.detach().float().cpu().numpy()
         scores = result.capture.scores.float().cpu().tolist()
         explanations = []
-        for i, (tensor, image) in enumerate(prepared):
-            picture = image if image is not None else self.data_config.to_image(tensor)
-            height, width = picture.shape[:2]
-            cam = normalize_map(
-                cv2.resize(raw_maps[i], (width, height), interpolation=cv2.INTER_LINEAR)
-            )
+        for i, (_, image, placement) in enumerate(prepared):
+            cam = normalize_map(map_to_original(raw_maps[i], placement))
             explanations.append(
                 Explanation(
                     cam=cam,
@@ -275,8 +282,9 @@ class Explainer:
                     target_score=float(scores[i]),
                     layer=layer,
                     method=self.method_name,
-                    image=picture,
+                    image=image,
                     renderer=self.renderer,
+                    pred_name=self.class_name(int(predicted[i])),
                 )
             )
         return explanations

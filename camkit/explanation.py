@@ -34,6 +34,7 @@ class Explanation:
         image: the RGB uint8 ``(H, W, 3)`` image the map lies on (for tensor input, the
             tensor with its normalisation undone).
         renderer: the renderer :meth:`overlay` uses.
+        pred_name: display name of ``pred_class`` when the explainer knows class names.
     """
 
     cam: NDArray[np.float32] = attrs.field(repr=False)
@@ -46,6 +47,7 @@ class Explanation:
     method: str
     image: NDArray[np.uint8] = attrs.field(repr=False)
     renderer: Renderer = attrs.field(factory=JetRenderer, repr=False)
+    pred_name: str | None = None
 
     def overlay(self, alpha: float = 0.5) -> NDArray[np.uint8]:
         """Return the map rendered over the image: RGB uint8 ``(H, W, 3)``.

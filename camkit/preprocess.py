@@ -15,10 +15,12 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor, nn
 
 from camkit.errors import InputError
+from camkit.geometry import Placement
 
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "RESIZE_MODES",
     "DataConfig",
     "ImageInput",
     "Transform",
@@ -56,13 +58,24 @@ def _positive_size(_: Any, __: attrs.Attribute[Any], value: tuple[int, int]) -> 
         raise ValueError(f"DataConfig.input_size must be (H, W) with H, W >= 1, got {value!r}")
 
 
+#: How an image is fitted to the input size, see :class:`DataConfig`.
+RESIZE_MODES = ("stretch", "crop", "letterbox")
+
+
 @attrs.frozen
 class DataConfig:
-    """How images are preprocessed for a model: resize to ``input_size``, scale to
-    ``[0, 1]``, normalise by ``mean``/``std``.
+    """How images are preprocessed for a model: fit to ``input_size``, scale to ``[0, 1]``,
+    normalise by ``mean``/``std``.
 
-    The whole image is resized (no crop), so the explanation map maps back onto every pixel
-    of the original by a plain resize.
+    ``resize`` chooses how the image is fitted to ``input_size`` ``(H, W)``:
+
+    - ``"stretch"`` (default): the whole image is resized to the input size;
+    - ``"crop"``: the shorter side is resized to match and the centre is cropped (the usual
+      classification-project inference); parts cropped away get a map of 0;
+    - ``"letterbox"``: the longer side is resized to match, aspect ratio kept, and the image is
+      centred on a grey canvas of value ``fill``.
+
+    In every mode the explanation map is brought back onto the original pixels it covers.
     """
 
     input_size: tuple[int, int] = attrs.field(default=(224, 224), validator=_positive_size)
@@ -70,6 +83,10 @@ class DataConfig:
     std: tuple[float, float, float] = attrs.field(default=IMAGENET_STD, validator=_triple("std"))
     interpolation: str = attrs.field(
         default="bilinear", validator=attrs.validators.in_(sorted(_INTERPOLATIONS))
+    )
+    resize: str = attrs.field(default="stretch", validator=attrs.validators.in_(RESIZE_MODES))
+    fill: int = attrs.field(
+        default=128, validator=[attrs.validators.ge(0), attrs.validators.le(255)]
     )
 
     @classmethod
@@ -97,16 +114,48 @@ class DataConfig:
             interpolation = default.interpolation
         return cls(input_size, mean, std, interpolation)  # type: ignore[arg-type]
 
-    def to_tensor(self, image: NDArray[np.uint8]) -> Tensor:
-        """Resize an RGB uint8 image to :attr:`input_size` and normalise: ``(3, H, W)``."""
+    def placement(self, original_size: tuple[int, int]) -> Placement:
+        """Where an image of ``original_size`` ``(H, W)`` lies in the input."""
         height, width = self.input_size
+        orig_h, orig_w = original_size
+        if self.resize == "stretch":
+            return Placement.stretch(original_size, self.input_size)
+        ratio = (max if self.resize == "crop" else min)(height / orig_h, width / orig_w)
+        new_h, new_w = max(1, round(orig_h * ratio)), max(1, round(orig_w * ratio))
+        if self.resize == "crop":
+            offset_x, offset_y = -((new_w - width) // 2), -((new_h - height) // 2)
+        else:
+            offset_x, offset_y = (width - new_w) // 2, (height - new_h) // 2
+        return Placement(
+            original_size, self.input_size, new_w / orig_w, new_h / orig_h, offset_x, offset_y
+        )
+
+    def prepare(self, image: NDArray[np.uint8]) -> tuple[Tensor, Placement]:
+        """Fit an RGB uint8 image to :attr:`input_size` and normalise it.
+
+        Returns the ``(3, H, W)`` tensor and the image's :class:`Placement` in it.
+        """
+        placement = self.placement((image.shape[0], image.shape[1]))
+        height, width = self.input_size
+        new_w = round(placement.scale_x * image.shape[1])
+        new_h = round(placement.scale_y * image.shape[0])
         pil = Image.fromarray(image)
-        if pil.size != (width, height):
-            pil = pil.resize((width, height), _INTERPOLATIONS[self.interpolation])
+        if pil.size != (new_w, new_h):
+            pil = pil.resize((new_w, new_h), _INTERPOLATIONS[self.interpolation])
+        left, top = int(placement.offset_x), int(placement.offset_y)
+        if (new_w, new_h) != (width, height) or left or top:
+            canvas = Image.new("RGB", (width, height), (self.fill,) * 3)
+            canvas.paste(pil, (left, top))
+            pil = canvas
         array = np.asarray(pil, dtype=np.float32) / 255.0
         mean = np.asarray(self.mean, dtype=np.float32)
         std = np.asarray(self.std, dtype=np.float32)
-        return torch.from_numpy(((array - mean) / std).transpose(2, 0, 1).copy())
+        tensor = torch.from_numpy(((array - mean) / std).transpose(2, 0, 1).copy())
+        return tensor, placement
+
+    def to_tensor(self, image: NDArray[np.uint8]) -> Tensor:
+        """Fit an RGB uint8 image to :attr:`input_size` and normalise: ``(3, H, W)``."""
+        return self.prepare(image)[0]
 
     def to_image(self, tensor: Tensor) -> NDArray[np.uint8]:
         """Undo the normalisation of a ``(3, H, W)`` tensor into an RGB uint8 image.

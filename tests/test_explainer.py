@@ -386,3 +386,67 @@ def test_bad_model_and_method_types() -> None:
         Explainer(SmallCNN(), method=3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="renderer must be a registered name"):
         Explainer(SmallCNN(), renderer=3)  # type: ignore[arg-type]
+
+
+# ---- geometry: crop and letterbox -------------------------------------------------------
+
+
+class RightHalfDetector(nn.Module):
+    """Class 0 scores the brightness of the input's right half: its map is the right half."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Conv2d(3, 1, 1, bias=False)
+        with torch.no_grad():
+            self.features.weight.fill_(1.0)
+        self.fc = nn.Linear(1, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = self.features(x)
+        score = torch.relu(a[:, :, :, a.shape[-1] // 2 :]).mean(dim=(1, 2, 3))
+        return torch.stack([score, -score], dim=1)
+
+
+@pytest.mark.parametrize("resize", ["stretch", "crop", "letterbox"])
+def test_map_lies_on_the_content(resize: str) -> None:
+    """A wide image whose right half is bright: the map's mass must follow the content."""
+    image = np.zeros((40, 120, 3), dtype=np.uint8)
+    image[:, 60:] = 255
+    config = DataConfig(input_size=(32, 32), mean=(0, 0, 0), std=(1, 1, 1), resize=resize)
+    result = Explainer(RightHalfDetector(), layer="features", data_config=config).explain(
+        image, target=0
+    )
+    cam = result.cam
+    assert cam.shape == (40, 120)
+    left, right = cam[:, :60].sum(), cam[:, 60:].sum()
+    assert right > 0.95 * (left + right)
+    if resize == "crop":
+        # 40x120 -> 32x96, centre crop of 32 columns: original columns 40..80 are seen
+        assert cam[:, :40].max() == 0 and cam[:, 81:].max() == 0
+        assert cam[:, 62:78].min() > 0.9
+    if resize == "letterbox":
+        # 120 -> 32 wide, 40 -> 11 tall on a grey canvas: the whole right half is seen
+        assert cam[:, 62:].min() > 0.5
+
+
+def test_letterbox_and_crop_preprocessing_values() -> None:
+    image = np.full((10, 20, 3), 255, dtype=np.uint8)
+    box = DataConfig(
+        input_size=(20, 20), mean=(0, 0, 0), std=(1, 1, 1), resize="letterbox", fill=128
+    )
+    tensor, placement = box.prepare(image)
+    assert (placement.offset_x, placement.offset_y, placement.scale_x) == (0, 5, 1.0)
+    torch.testing.assert_close(tensor[:, 5:15], torch.ones(3, 10, 20))
+    torch.testing.assert_close(tensor[:, :5], torch.full((3, 5, 20), 128 / 255))
+    crop = DataConfig(input_size=(10, 10), mean=(0, 0, 0), std=(1, 1, 1), resize="crop")
+    gradient = np.tile(np.arange(20, dtype=np.uint8)[None, :, None] * 10, (10, 1, 3))
+    tensor, placement = crop.prepare(gradient)
+    assert (placement.offset_x, placement.scale_x) == (-5, 1.0)
+    torch.testing.assert_close(tensor[0, 0], torch.arange(5, 15, dtype=torch.float32) * 10 / 255)
+
+
+def test_class_names_give_pred_name(model: nn.Module) -> None:
+    x = torch.randn(3, 32, 32)
+    result = Explainer(model, class_names=["cat", "dog", "fox"]).explain(x)
+    assert result.pred_name == ["cat", "dog", "fox"][result.pred_class]
+    assert Explainer(model).explain(x).pred_name is None
