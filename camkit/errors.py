@@ -10,7 +10,9 @@ from __future__ import annotations
 __all__ = [
     "CamkitError",
     "CamkitPluginWarning",
+    "CheckpointError",
     "DeviceFallbackWarning",
+    "ImageSkippedWarning",
     "InputError",
     "LayerNotFoundError",
     "LayerResolutionError",
@@ -59,9 +61,18 @@ class PluginError(CamkitError, RuntimeError):
     hook that raised or returned the wrong type."""
 
 
+class CheckpointError(CamkitError, ValueError):
+    """A class file, checkpoint or backbone name cannot be used to build a classifier (missing
+    or empty file, pickled Python objects, unknown backbone, or weights that do not fit)."""
+
+
 class CamkitPluginWarning(UserWarning):
     """A third-party plugin failed to load or register and was skipped."""
 
 
 class DeviceFallbackWarning(UserWarning):
     """The requested device is unavailable; camkit fell back to the CPU."""
+
+
+class ImageSkippedWarning(UserWarning):
+    """An image of a batch could not be read or explained; the batch went on without it."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import torch
 from torch import Tensor, nn
 
 from camkit.errors import LayerResolutionError
 from camkit.layers.base import LayerResolver
 
-__all__ = ["StructuralResolver"]
+__all__ = ["StructuralResolver", "TracedCall", "trace_calls"]
 
 #: Module types whose output is never a useful target: it only pools, drops or passes
 #: through what another module produced. Matched by class name so that timm's
@@ -24,6 +25,62 @@ def _is_pass_through(module: nn.Module) -> bool:
 
 def _is_spatial(value: Any) -> bool:
     return isinstance(value, Tensor) and value.ndim == 4 and value.shape[-1] * value.shape[-2] > 1
+
+
+@attrs.frozen
+class TracedCall:
+    """One module call seen by :func:`trace_calls`.
+
+    Attributes:
+        name: dotted module name.
+        kind: the module's class name.
+        shape: output shape, or ``None`` when the output is not a tensor.
+        candidate: whether the output is a spatial map a CAM can use (see
+            :class:`StructuralResolver`).
+    """
+
+    name: str
+    kind: str
+    shape: tuple[int, ...] | None
+    candidate: bool
+
+
+def trace_calls(model: nn.Module, example: Tensor) -> list[TracedCall]:
+    """Run ``model`` once on ``example`` under ``torch.no_grad`` and record every submodule
+    call, in the order the calls end. The caller puts the model in eval mode."""
+    names = {id(module): name for name, module in model.named_modules()}
+    producer: dict[int, nn.Module] = {}
+    keep_alive: list[Tensor] = []
+    calls: list[TracedCall] = []
+
+    def record(module: nn.Module, args: Any, output: Any) -> None:
+        name = names.get(id(module))
+        if not name:
+            return
+        origin: nn.Module | None = None
+        shape: tuple[int, ...] | None = None
+        if isinstance(output, Tensor):
+            keep_alive.append(output)
+            shape = tuple(output.shape)
+            if not any(output is arg for arg in args):
+                producer.setdefault(id(output), module)
+            origin = producer.get(id(output))
+        candidate = (
+            _is_spatial(output)
+            and not _is_pass_through(module)
+            and (origin is None or not _is_pass_through(origin))
+        )
+        calls.append(TracedCall(name, type(module).__name__, shape, candidate))
+
+    handles = [m.register_forward_hook(record) for m in model.modules() if m is not model]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+        keep_alive.clear()
+    return calls
 
 
 class StructuralResolver(LayerResolver):
@@ -46,42 +103,13 @@ class StructuralResolver(LayerResolver):
     def resolve(self, model: nn.Module, example: Tensor | None) -> str | None:
         if example is None:
             return None
-        names = {id(module): name for name, module in model.named_modules()}
-        producer: dict[int, nn.Module] = {}
-        keep_alive: list[Tensor] = []
-        calls: list[tuple[str, bool, bool]] = []  # (name, candidate, token output)
-
-        def record(module: nn.Module, args: Any, output: Any) -> None:
-            name = names.get(id(module))
-            if name is None or name == "":
-                return
-            origin: nn.Module | None = None
-            if isinstance(output, Tensor):
-                keep_alive.append(output)
-                if not any(output is arg for arg in args):
-                    producer.setdefault(id(output), module)
-                origin = producer.get(id(output))
-            candidate = (
-                _is_spatial(output)
-                and not _is_pass_through(module)
-                and (origin is None or not _is_pass_through(origin))
-            )
-            tokens = isinstance(output, Tensor) and output.ndim == 3
-            calls.append((name, candidate, tokens))
-
-        handles = [m.register_forward_hook(record) for m in model.modules() if m is not model]
-        try:
-            with torch.no_grad():
-                model(example[:1])
-        finally:
-            for handle in handles:
-                handle.remove()
-            keep_alive.clear()
-
-        last = max((i for i, (_, cand, _) in enumerate(calls) if cand), default=None)
+        calls = trace_calls(model, example[:1])
+        last = max((i for i, call in enumerate(calls) if call.candidate), default=None)
         if last is None:
             return None
-        tokens_after = sum(tok for _, _, tok in calls[last + 1 :])
+        tokens_after = sum(
+            call.shape is not None and len(call.shape) == 3 for call in calls[last + 1 :]
+        )
         if tokens_after >= self.token_outputs_threshold:
             raise LayerResolutionError(
                 f"{type(model).__name__} looks like a vision transformer: its last layers "
@@ -89,4 +117,4 @@ class StructuralResolver(LayerResolver):
                 "need the camkit-vit plugin package (camkit's plugins/camkit-vit), or pass "
                 "layer= and register a camkit_to_spatial hook that reshapes its output."
             )
-        return calls[last][0]
+        return calls[last].name

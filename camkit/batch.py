@@ -1,0 +1,284 @@
+"""Explaining many image files: discovery, safe output names, batching and a CSV report."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO
+
+import attrs
+import numpy as np
+from numpy.typing import NDArray
+from tqdm import tqdm
+
+from camkit.errors import CamkitError, ImageSkippedWarning, InputError
+from camkit.explainer import Explainer
+from camkit.explanation import Explanation
+from camkit.preprocess import load_rgb
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "REPORT_COLUMNS",
+    "FileResult",
+    "ImageJob",
+    "ReportWriter",
+    "explain_files",
+    "find_images",
+    "iter_explain_files",
+    "plan_outputs",
+]
+
+#: File extensions taken from folders (any case).
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+#: Columns of the CSV report, in order.
+REPORT_COLUMNS = (
+    "image",
+    "pred_class",
+    "pred_name",
+    "confidence",
+    "target",
+    "layer",
+    "heatmap",
+    "error",
+)
+
+
+@attrs.frozen
+class ImageJob:
+    """One image to explain and where its overlay goes."""
+
+    source: Path
+    output: Path
+
+
+@attrs.frozen(eq=False)
+class FileResult:
+    """The outcome for one image file: an explanation or the error that stopped it."""
+
+    image: Path
+    heatmap: Path | None
+    explanation: Explanation | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the image was explained (and its overlay written, when asked)."""
+        return self.error is None
+
+
+def find_images(
+    paths: Sequence[str | os.PathLike[str]], recursive: bool = False
+) -> list[tuple[Path, Path]]:
+    """Expand files and folders into ``(image, root)`` pairs, sorted within each folder.
+
+    Folders contribute files with an :data:`IMAGE_EXTENSIONS` extension (any case), other
+    files are ignored; ``recursive`` descends into subfolders. A file given explicitly is
+    always taken (a non-image fails later, reported like any unreadable image). ``root`` is
+    the folder the image was found from, used to mirror subfolders in the output.
+
+    Raises:
+        InputError: a path does not exist.
+    """
+    found: list[tuple[Path, Path]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            pattern = path.rglob("*") if recursive else path.glob("*")
+            images = sorted(
+                p for p in pattern if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            )
+            found.extend((image, path) for image in images)
+        elif path.is_file():
+            found.append((path, path.parent))
+        else:
+            raise InputError(f"no such file or folder: {str(path)!r}")
+    return found
+
+
+def plan_outputs(
+    images: Sequence[tuple[Path, Path]],
+    output_dir: str | os.PathLike[str],
+    suffix: str = "_gradcam",
+    extension: str = ".jpg",
+) -> list[ImageJob]:
+    """Give every image an output path inside ``output_dir`` that no other image shares.
+
+    Subfolders below an image's root are mirrored (``a/x.jpg`` → ``out/a/x_gradcam.jpg``);
+    two images that would get the same name (``x.jpg`` and ``x.png``, or the same file name
+    from two roots) are told apart by their extension, then by a counter. No output path
+    leaves ``output_dir``.
+    """
+    out_root = Path(output_dir)
+    resolved_root = out_root.resolve()
+    used: set[str] = set()
+    jobs: list[ImageJob] = []
+    for image, root in images:
+        try:
+            relative_parent = image.parent.relative_to(root)
+        except ValueError:
+            relative_parent = Path()
+        parts = [p for p in relative_parent.parts if p not in ("", ".", "..")]
+        folder = out_root.joinpath(*parts)
+        if not folder.resolve().is_relative_to(resolved_root):
+            folder = out_root
+        candidates = [
+            f"{image.stem}{suffix}{extension}",
+            f"{image.stem}_{image.suffix.lstrip('.').lower()}{suffix}{extension}",
+        ]
+        candidates += [f"{image.stem}_{n}{suffix}{extension}" for n in range(2, len(used) + 3)]
+        for name in candidates:
+            target = folder / name
+            key = os.path.normcase(str(target.resolve())).lower()
+            if key not in used:
+                used.add(key)
+                jobs.append(ImageJob(image, target))
+                break
+    return jobs
+
+
+class ReportWriter:
+    """Writes the CSV report row by row, flushed at once, so an interrupted run keeps
+    every row written so far."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] = self.path.open("w", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(REPORT_COLUMNS)
+        self._file.flush()
+
+    def write(self, result: FileResult) -> None:
+        """Append one row for ``result``."""
+        e = result.explanation
+        self._writer.writerow(
+            [
+                str(result.image),
+                "" if e is None else e.pred_class,
+                "" if e is None or e.pred_name is None else e.pred_name,
+                "" if e is None else f"{e.confidence:.6f}",
+                "" if e is None or e.target is None else e.target,
+                "" if e is None else e.layer,
+                "" if result.heatmap is None else str(result.heatmap),
+                result.error or "",
+            ]
+        )
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+    def __enter__(self) -> ReportWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _skip(image: Path, error: BaseException) -> FileResult:
+    message = f"{type(error).__name__}: {error}"
+    warnings.warn(f"camkit: skipped {str(image)!r}: {message}", ImageSkippedWarning, stacklevel=3)
+    return FileResult(image, None, None, message)
+
+
+def iter_explain_files(
+    explainer: Explainer,
+    jobs: Sequence[ImageJob],
+    *,
+    target: int | None = None,
+    alpha: float = 0.5,
+    batch_size: int = 8,
+    save: bool = True,
+    report: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
+) -> Iterator[FileResult]:
+    """Explain image files in batches, yielding one :class:`FileResult` per job, in order.
+
+    Images are decoded and explained ``batch_size`` at a time. An unreadable, truncated or
+    non-image file is reported (an :class:`~camkit.errors.ImageSkippedWarning` and a result
+    with ``error``) and the run goes on. Overlays are written as each batch finishes, and the
+    CSV report, when ``report`` is given, gets each row as soon as it is known.
+
+    Args:
+        target: the class to explain in every image; ``None`` for each one's prediction.
+        save: write each overlay to its job's output path.
+        progress: show a tqdm bar; ``None`` shows it only when stderr is a terminal.
+
+    Raises:
+        ValueError: ``batch_size`` < 1 or ``alpha`` outside ``[0, 1]``.
+        TargetError: ``target`` is out of range for the model.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
+    show = sys.stderr.isatty() if progress is None else progress
+    writer = ReportWriter(report) if report is not None else None
+    try:
+        with tqdm(total=len(jobs), disable=not show, unit="img", desc="camkit") as bar:
+            for start in range(0, len(jobs), batch_size):
+                chunk = jobs[start : start + batch_size]
+                loaded: list[tuple[ImageJob, NDArray[np.uint8]]] = []
+                outcomes: dict[int, FileResult] = {}
+                for i, job in enumerate(chunk):
+                    try:
+                        loaded.append((job, load_rgb(job.source)))
+                    except InputError as error:
+                        outcomes[i] = _skip(job.source, error)
+                explanations = (
+                    explainer.explain_batch([image for _, image in loaded], target)
+                    if loaded
+                    else []
+                )
+                by_job = {id(job): e for (job, _), e in zip(loaded, explanations, strict=True)}
+                for i, job in enumerate(chunk):
+                    if i in outcomes:
+                        continue
+                    explanation = by_job[id(job)]
+                    heatmap: Path | None = None
+                    if save:
+                        try:
+                            heatmap = explanation.save(job.output, alpha)
+                        except (OSError, ValueError, CamkitError) as error:
+                            outcomes[i] = _skip(job.source, error)
+                            continue
+                    outcomes[i] = FileResult(job.source, heatmap, explanation, None)
+                for i in range(len(chunk)):
+                    if writer is not None:
+                        writer.write(outcomes[i])
+                    bar.update(1)
+                    yield outcomes[i]
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def explain_files(
+    explainer: Explainer,
+    jobs: Sequence[ImageJob],
+    *,
+    target: int | None = None,
+    alpha: float = 0.5,
+    batch_size: int = 8,
+    save: bool = True,
+    report: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
+) -> list[FileResult]:
+    """Like :func:`iter_explain_files`, returning every result as a list."""
+    return list(
+        iter_explain_files(
+            explainer,
+            jobs,
+            target=target,
+            alpha=alpha,
+            batch_size=batch_size,
+            save=save,
+            report=report,
+            progress=progress,
+        )
+    )
