@@ -7,9 +7,11 @@ Quick use::
     explanation.save("cat_gradcam.jpg")
 """
 
+from camkit.checkpoints import build_backbone, load_classifier, load_state_dict, read_class_names
 from camkit.errors import (
     CamkitError,
     CamkitPluginWarning,
+    CheckpointError,
     DeviceFallbackWarning,
     ImageSkippedWarning,
     InputError,
@@ -38,6 +40,7 @@ from camkit.plugins import (
 )
 from camkit.preprocess import DataConfig
 from camkit.render import JetRenderer, Renderer
+from camkit.seed import generate_gradcam, generate_gradcam_batch, quick_gradcam
 
 __version__ = "0.1.0"
 
@@ -46,14 +49,15 @@ __all__ = [
     "CAMMethod",
     "CamkitError",
     "CamkitPluginWarning",
+    "CheckpointError",
     "DataConfig",
     "DeviceFallbackWarning",
     "Explainer",
     "Explanation",
-    "ImageSkippedWarning",
     "GradCAM",
     "GradCAMPlusPlus",
     "GradientWeightedCAM",
+    "ImageSkippedWarning",
     "InputError",
     "JetRenderer",
     "LayerCapture",
@@ -68,6 +72,9 @@ __all__ = [
     "TargetError",
     "UnknownNameError",
     "__version__",
+    "build_backbone",
+    "generate_gradcam",
+    "generate_gradcam_batch",
     "get_plugin_manager",
     "hookimpl",
     "list_architectures",
@@ -75,6 +82,10 @@ __all__ = [
     "list_registrations",
     "list_renderers",
     "list_resolvers",
+    "load_classifier",
+    "load_state_dict",
+    "quick_gradcam",
+    "read_class_names",
     "register_plugin",
     "unregister_plugin",
 ]

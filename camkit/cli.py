@@ -1,0 +1,216 @@
+"""The ``camkit`` command: ``explain``, ``layers`` and ``plugins``.
+
+Exit status: 0 when every input was explained, 1 when some inputs failed (the rest were
+done), 2 for a usage error (unknown method, missing file, bad option) with a message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from camkit.batch import explain_files, find_images, plan_outputs
+from camkit.checkpoints import load_classifier
+from camkit.errors import CamkitError, ImageSkippedWarning
+from camkit.explainer import Explainer
+from camkit.layers.structural import trace_calls
+from camkit.plugins.manager import list_registrations
+from camkit.preprocess import RESIZE_MODES, DataConfig
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A problem with the command line or the files it names (exit status 2)."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _alpha(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {value}")
+    return value
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model",
+        required=True,
+        metavar="NAME",
+        help="backbone name: timm or torchvision names, or the seed's (mobilenetv2, xception)",
+    )
+    group.add_argument("--weights", metavar="FILE", help="checkpoint (state_dict) to load")
+    group.add_argument("--classes", metavar="FILE", help="class file, one class per line")
+    group.add_argument(
+        "--input-size",
+        nargs=2,
+        type=_positive_int,
+        metavar=("H", "W"),
+        help="model input size (default: the model's own config, else 224 224)",
+    )
+    group.add_argument(
+        "--resize",
+        choices=RESIZE_MODES,
+        default=None,
+        help="fit images by stretching (default), centre crop, or letterbox",
+    )
+    group.add_argument("--letterbox", action="store_true", help="same as --resize letterbox")
+    group.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="camkit", description="Class-activation heatmaps for PyTorch image classifiers."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    explain = commands.add_parser(
+        "explain", help="explain image files and folders", description="Explain images."
+    )
+    explain.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    _add_model_options(explain)
+    cam = explain.add_argument_group("explanation")
+    cam.add_argument("--method", default="gradcam++", help="CAM method (default gradcam++)")
+    cam.add_argument("--layer", metavar="NAME", help="target layer (default: automatic)")
+    cam.add_argument("--target", type=int, metavar="N", help="class to explain (default: pred)")
+    cam.add_argument("--alpha", type=_alpha, default=0.5, help="heatmap weight (default 0.5)")
+    out = explain.add_argument_group("output")
+    out.add_argument("--out", default="cam_output", metavar="DIR", help="output folder")
+    out.add_argument("--report", action="store_true", help="write DIR/gradcam_report.csv")
+    out.add_argument("--batch-size", type=_positive_int, default=8, metavar="N")
+    out.add_argument("--recursive", action="store_true", help="descend into subfolders")
+    out.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    layers = commands.add_parser(
+        "layers",
+        help="list a model's candidate layers",
+        description="List the layers that produce spatial maps, and the one camkit picks.",
+    )
+    _add_model_options(layers)
+
+    commands.add_parser(
+        "plugins",
+        help="list registered methods, renderers, resolvers and architectures",
+        description="List everything registered, with the distribution that provided it.",
+    )
+    return parser
+
+
+def _explainer(args: argparse.Namespace, **kwargs: object) -> Explainer:
+    if args.weights and not Path(args.weights).is_file():
+        raise UsageError(f"weights file not found: {args.weights!r}")
+    if args.classes and not Path(args.classes).is_file():
+        raise UsageError(f"class file not found: {args.classes!r}")
+    model, names = load_classifier(args.model, args.weights, args.classes)
+    config = DataConfig.from_model(model)
+    resize = "letterbox" if args.letterbox else (args.resize or config.resize)
+    size = tuple(args.input_size) if args.input_size else config.input_size
+    config = DataConfig(size, config.mean, config.std, config.interpolation, resize)
+    return Explainer(
+        model,
+        device=args.device,
+        data_config=config,
+        class_names=names,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    explainer = _explainer(args, method=args.method, layer=args.layer)
+    images = find_images(args.paths, recursive=args.recursive)
+    if not images:
+        raise UsageError("no images found in " + ", ".join(map(repr, args.paths)))
+    jobs = plan_outputs(images, args.out)
+    report = Path(args.out) / "gradcam_report.csv" if args.report else None
+    failed = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ImageSkippedWarning)  # reported below instead
+        results = explain_files(
+            explainer,
+            jobs,
+            target=args.target,
+            alpha=args.alpha,
+            batch_size=args.batch_size,
+            report=report,
+            progress=False if args.no_progress else None,
+        )
+    for result in results:
+        e = result.explanation
+        if e is None:
+            failed += 1
+            print(f"camkit: failed {result.image}: {result.error}", file=sys.stderr)
+            continue
+        name = f" ({e.pred_name})" if e.pred_name else ""
+        print(
+            f"{result.image} -> {result.heatmap}  pred={e.pred_class}{name} conf={e.confidence:.3f}"
+        )
+    print(
+        f"camkit: explained {len(results) - failed} of {len(results)} images"
+        f" at layer {explainer.layer!r} with {explainer.method_name}"
+        + (f"; report: {report}" if report else ""),
+        file=sys.stderr,
+    )
+    return EXIT_PARTIAL if failed else EXIT_OK
+
+
+def _run_layers(args: argparse.Namespace) -> int:
+    explainer = _explainer(args)
+    height, width = explainer.data_config.input_size
+    example = torch.zeros(1, 3, height, width, device=explainer.device)
+    chosen = explainer.resolve_layer(example)
+    model = explainer.model
+    training = model.training
+    model.eval()
+    try:
+        calls = trace_calls(model, example)
+    finally:
+        model.train(training)
+    last: dict[str, tuple[str, tuple[int, ...] | None, bool]] = {}
+    for call in calls:
+        last[call.name] = (call.kind, call.shape, call.candidate)
+    print(f"{'layer':<40} {'type':<24} output shape")
+    for name, (kind, shape, candidate) in last.items():
+        if not candidate and name != chosen:
+            continue
+        mark = "  <- camkit's choice" if name == chosen else ""
+        print(f"{name:<40} {kind:<24} {tuple(shape) if shape else '-'}{mark}")
+    print(f"camkit picks {chosen!r} for {args.model}")
+    return EXIT_OK
+
+
+def _run_plugins(_: argparse.Namespace) -> int:
+    rows = [(e.kind, e.name, e.plugin, e.distribution or "-") for e in list_registrations()]
+    print(f"{'kind':<13} {'name':<28} {'plugin':<20} distribution")
+    for kind, name, plugin, dist in rows:
+        print(f"{kind:<13} {name:<28} {plugin:<20} {dist}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``camkit`` command; returns the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"explain": _run_explain, "layers": _run_layers, "plugins": _run_plugins}
+    try:
+        return handlers[args.command](args)
+    except (UsageError, CamkitError) as error:
+        print(f"camkit {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""The seed toolkit's functions: ``generate_gradcam``, ``generate_gradcam_batch``,
+``quick_gradcam``, with its parameter names and defaults.
+
+They replace ``tools.visualize_gradcam`` of the classification projects camkit grew from:
+the model is built from ``backbone`` and the class file, its checkpoint loaded with
+:func:`camkit.checkpoints.load_classifier`, images are preprocessed as those projects did
+(RGB, shorter side resized and centre-cropped to ``input_shape``, or letterboxed onto grey,
+ImageNet mean/std), and Grad-CAM++ maps are mapped back onto the original pixels.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from camkit.batch import explain_files, find_images, plan_outputs
+from camkit.checkpoints import load_classifier
+from camkit.explainer import Explainer
+from camkit.explanation import Explanation
+from camkit.preprocess import IMAGENET_MEAN, IMAGENET_STD, DataConfig
+
+__all__ = ["generate_gradcam", "generate_gradcam_batch", "make_explainer", "quick_gradcam"]
+
+PathLike = str | os.PathLike[str]
+
+
+def _stamp(path: PathLike | None) -> tuple[str, float] | None:
+    if path is None:
+        return None
+    resolved = Path(path).resolve()
+    return str(resolved), resolved.stat().st_mtime if resolved.exists() else -1.0
+
+
+@lru_cache(maxsize=4)
+def _cached_explainer(
+    weights: tuple[str, float] | None,
+    backbone: str,
+    classes: tuple[str, float] | None,
+    input_shape: tuple[int, int],
+    device: str,
+    letterbox: bool,
+    method: str,
+    layer: str | None,
+) -> Explainer:
+    model, names = load_classifier(
+        backbone,
+        weights[0] if weights else None,
+        classes[0] if classes else None,
+    )
+    config = DataConfig(
+        input_size=input_shape,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        interpolation="bicubic",
+        resize="letterbox" if letterbox else "crop",
+    )
+    return Explainer(
+        model, method=method, layer=layer, device=device, data_config=config, class_names=names
+    )
+
+
+def make_explainer(
+    model_path: PathLike | None = "models/inception_resnet_v2/best_epoch_weights.pth",
+    backbone: str = "inception_resnet_v2",
+    classes_path: PathLike | None = "model_data/cls_classes.txt",
+    input_shape: Sequence[int] = (299, 299),
+    cuda: bool = True,
+    letterbox: bool = False,
+    method: str = "gradcam++",
+    layer: str | None = None,
+) -> Explainer:
+    """Build (or reuse) the explainer the seed functions use for these settings.
+
+    Explainers are cached on their arguments and the files' modification times, so calling
+    :func:`generate_gradcam` in a loop loads the checkpoint once. ``cuda=True`` without CUDA
+    falls back to the CPU with one :class:`~camkit.errors.DeviceFallbackWarning`.
+    """
+    shape = tuple(int(v) for v in input_shape)
+    if len(shape) != 2:
+        raise ValueError(f"input_shape must be (H, W), got {tuple(input_shape)!r}")
+    return _cached_explainer(
+        _stamp(model_path),
+        backbone,
+        _stamp(classes_path),
+        (shape[0], shape[1]),
+        "cuda" if cuda else "cpu",
+        letterbox,
+        method,
+        layer,
+    )
+
+
+def _as_dict(explanation: Explanation, return_image: bool, alpha: float) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "pred_class": explanation.pred_class,
+        "pred_name": explanation.pred_name,
+        "confidence": explanation.confidence,
+        "cam": explanation.cam,
+        "target": explanation.target,
+        "target_score": explanation.target_score,
+        "layer": explanation.layer,
+        "method": explanation.method,
+    }
+    if return_image:
+        result["overlay"] = explanation.overlay(alpha)
+    return result
+
+
+def generate_gradcam(
+    image_path: PathLike,
+    model_path: PathLike | None = "models/inception_resnet_v2/best_epoch_weights.pth",
+    backbone: str = "inception_resnet_v2",
+    classes_path: PathLike | None = "model_data/cls_classes.txt",
+    input_shape: Sequence[int] = (299, 299),
+    target_class: int | None = None,
+    alpha: float = 0.5,
+    output_path: PathLike | None = None,
+    cuda: bool = True,
+    return_image: bool = False,
+    *,
+    letterbox: bool = False,
+    method: str = "gradcam++",
+    layer: str | None = None,
+) -> dict[str, Any]:
+    """Explain one image with Grad-CAM++ (the seed's ``generate_gradcam``).
+
+    Returns:
+        A dict with ``pred_class``, ``pred_name``, ``confidence``, ``cam`` (float32
+        ``(H, W)`` in ``[0, 1]`` at the original image's size), ``target``,
+        ``target_score``, ``layer``, ``method``; ``overlay`` (RGB uint8 ``(H, W, 3)``) when
+        ``return_image``; ``output_path`` when an overlay was written.
+
+    Raises:
+        InputError: the image cannot be read.
+        CheckpointError: the checkpoint or class file is missing or does not fit the model.
+        TargetError: ``target_class`` is out of range.
+    """
+    explainer = make_explainer(
+        model_path, backbone, classes_path, input_shape, cuda, letterbox, method, layer
+    )
+    explanation = explainer.explain(image_path, target=target_class)
+    result = _as_dict(explanation, return_image, alpha)
+    if output_path is not None:
+        result["output_path"] = str(explanation.save(output_path, alpha))
+    return result
+
+
+def generate_gradcam_batch(
+    image_dir: PathLike,
+    output_dir: PathLike = "cam_output",
+    save_report: bool = False,
+    model_path: PathLike | None = "models/inception_resnet_v2/best_epoch_weights.pth",
+    backbone: str = "inception_resnet_v2",
+    classes_path: PathLike | None = "model_data/cls_classes.txt",
+    input_shape: Sequence[int] = (299, 299),
+    target_class: int | None = None,
+    alpha: float = 0.5,
+    cuda: bool = True,
+    return_image: bool = False,
+    *,
+    letterbox: bool = False,
+    method: str = "gradcam++",
+    layer: str | None = None,
+    recursive: bool = False,
+    batch_size: int = 8,
+    progress: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Explain every image of a folder (the seed's ``generate_gradcam_batch``).
+
+    Writes ``<name>_gradcam.jpg`` per image into ``output_dir`` (subfolders mirrored, names
+    never collide) and, with ``save_report``, ``output_dir/gradcam_report.csv`` row by row.
+    A file that cannot be read is reported (a warning and a row with its error) and the
+    batch goes on.
+
+    Returns:
+        One dict per image, in order: ``image_path``, ``error`` (``None`` when it worked),
+        and when it worked the keys of :func:`generate_gradcam`, with ``output_path``.
+    """
+    explainer = make_explainer(
+        model_path, backbone, classes_path, input_shape, cuda, letterbox, method, layer
+    )
+    jobs = plan_outputs(find_images([image_dir], recursive=recursive), output_dir)
+    report = Path(output_dir) / "gradcam_report.csv" if save_report else None
+    results = []
+    for outcome in explain_files(
+        explainer,
+        jobs,
+        target=target_class,
+        alpha=alpha,
+        batch_size=batch_size,
+        report=report,
+        progress=progress,
+    ):
+        entry: dict[str, Any] = {"image_path": str(outcome.image), "error": outcome.error}
+        if outcome.explanation is not None:
+            entry.update(_as_dict(outcome.explanation, return_image, alpha))
+            entry["output_path"] = str(outcome.heatmap)
+        results.append(entry)
+    return results
+
+
+def quick_gradcam(image_path: PathLike, output_path: PathLike | None = None) -> dict[str, Any]:
+    """:func:`generate_gradcam` with every default (the seed's ``quick_gradcam``)."""
+    return generate_gradcam(image_path, output_path=output_path)

@@ -1,0 +1,150 @@
+"""The camkit command: explain, layers, plugins, exit statuses."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+
+from camkit.cli import main
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    torch.manual_seed(0)
+    model = timm.create_model("resnet18", num_classes=2)
+    torch.save(model.state_dict(), root / "weights.pth")
+    (root / "classes.txt").write_text("cat\ndog\n")
+    good = root / "good"
+    good.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.jpg", "b.png"):
+        Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(good / name)
+    mixed = root / "mixed"
+    mixed.mkdir()
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(mixed / "ok.jpg")
+    (mixed / "bad.jpg").write_text("text")
+    return root
+
+
+def model_args(files: Path) -> list[str]:
+    return [
+        "--model",
+        "resnet18",
+        "--weights",
+        str(files / "weights.pth"),
+        "--classes",
+        str(files / "classes.txt"),
+        "--input-size",
+        "64",
+        "64",
+        "--device",
+        "cpu",
+    ]
+
+
+def test_explain_all_good(files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    code = main(["explain", str(files / "good"), *model_args(files), "--out", str(out), "--report"])
+    assert code == 0
+    assert sorted(p.name for p in out.glob("*.jpg")) == ["a_gradcam.jpg", "b_gradcam.jpg"]
+    rows = list(csv.DictReader((out / "gradcam_report.csv").open()))
+    assert [r["pred_name"] in ("cat", "dog") for r in rows] == [True, True]
+    assert "explained 2 of 2 images at layer 'layer4'" in capsys.readouterr().err
+
+
+def test_explain_partial_failure_exit_1(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    code = main(
+        [
+            "explain",
+            str(files / "mixed"),
+            *model_args(files),
+            "--out",
+            str(out),
+            "--report",
+            "--target",
+            "1",
+        ]
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "failed" in err and "bad.jpg" in err
+    rows = list(csv.DictReader((out / "gradcam_report.csv").open()))
+    assert [(Path(r["image"]).name, bool(r["error"]), r["target"]) for r in rows] == [
+        ("bad.jpg", True, ""),
+        ("ok.jpg", False, "1"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--method", "nosuch"], "unknown method 'nosuch'"),
+        (["--layer", "layer9"], "'layer9' not found"),
+        (["--target", "5"], "target 5 is out of range: the model has 2 classes"),
+    ],
+)
+def test_usage_errors_exit_2(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    code = main(
+        ["explain", str(files / "good"), *model_args(files), "--out", str(tmp_path), *extra]
+    )
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_files_exit_2(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["explain", str(tmp_path / "nothing"), *model_args(files)]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    args = model_args(files)
+    args[3] = str(tmp_path / "missing.pth")
+    assert main(["explain", str(files / "good"), *args]) == 2
+    assert "weights file not found" in capsys.readouterr().err
+
+
+def test_bad_option_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["explain", "x.jpg", "--model", "resnet18", "--alpha", "7"])
+    assert info.value.code == 2
+    assert "must lie in [0, 1]" in capsys.readouterr().err
+
+
+def test_layers(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["layers", *model_args(files)]) == 0
+    out = capsys.readouterr().out
+    assert "layer4 " in out and "(1, 512, 2, 2)  <- camkit's choice" in out
+    assert "camkit picks 'layer4' for resnet18" in out
+
+
+def test_plugins(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(
+        line.split()[:2] == ["method", "gradcam++"] and line.endswith("camkit") for line in lines
+    )
+    assert any(line.split()[:2] == ["resolver", "structural"] for line in lines)
+
+
+def test_console_script_help() -> None:
+    for command in ([], ["explain"], ["layers"], ["plugins"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "camkit.cli", *command, "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0 and "usage: camkit" in done.stdout

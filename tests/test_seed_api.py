@@ -1,0 +1,107 @@
+"""The seed's functions on real classification-project files."""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+
+from camkit import (
+    DataConfig,
+    DeviceFallbackWarning,
+    Explainer,
+    generate_gradcam,
+    generate_gradcam_batch,
+)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("project")
+    (root / "model_data").mkdir()
+    (root / "model_data" / "cls_classes.txt").write_text("0, normal\n\n 1, abnormal \n2, other\n")
+    torch.manual_seed(0)
+    model = timm.create_model("resnet18", num_classes=3)
+    (root / "models" / "resnet18").mkdir(parents=True)
+    state = {f"module.{k}": v for k, v in model.state_dict().items()}  # DataParallel
+    torch.save({"model_state_dict": state, "epoch": 3}, root / "models/resnet18/best.pth")
+    images = root / "datasets" / "test" / "1"
+    images.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (100, 300, 3), dtype=np.uint8)).save(images / "wide.png")
+    Image.fromarray(rng.integers(0, 256, (90, 60), dtype=np.uint8), "L").save(images / "g.jpg")
+    (images / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return root
+
+
+def args(project: Path) -> dict[str, object]:
+    return {
+        "model_path": project / "models/resnet18/best.pth",
+        "backbone": "resnet18",
+        "classes_path": project / "model_data/cls_classes.txt",
+        "input_shape": (64, 64),
+        "cuda": False,
+    }
+
+
+def test_generate_gradcam_values(project: Path, tmp_path: Path) -> None:
+    image = project / "datasets/test/1/wide.png"
+    out = tmp_path / "o" / "wide_gradcam.jpg"
+    result = generate_gradcam(image, output_path=out, return_image=True, **args(project))  # type: ignore[arg-type]
+    assert result["cam"].shape == (100, 300)
+    assert result["overlay"].shape == (100, 300, 3) and result["overlay"].dtype == np.uint8
+    assert result["pred_name"] == ["normal", "abnormal", "other"][result["pred_class"]]
+    assert result["layer"] == "layer4" and result["target"] == result["pred_class"]
+    assert Path(result["output_path"]) == out and out.is_file()
+    # centre crop of a 3:1 image: only the middle third is seen, the rest has no map
+    cam = result["cam"]
+    assert cam[:, :99].max() == 0 and cam[:, 201:].max() == 0
+    assert cam[:, 100:200].max() == 1.0
+    # the same as an Explainer with the projects' preprocessing
+    torch.manual_seed(0)
+    model = timm.create_model("resnet18", num_classes=3)
+    config = DataConfig((64, 64), interpolation="bicubic", resize="crop")
+    direct = Explainer(model, layer="layer4", data_config=config).explain(image)
+    np.testing.assert_allclose(cam, direct.cam, atol=1e-5)
+    assert result["confidence"] == pytest.approx(direct.confidence, abs=1e-6)
+
+
+def test_letterbox_and_target(project: Path) -> None:
+    image = project / "datasets/test/1/wide.png"
+    result = generate_gradcam(image, target_class=2, letterbox=True, **args(project))  # type: ignore[arg-type]
+    assert result["target"] == 2
+    assert result["cam"].shape == (100, 300)
+    assert result["cam"][:, :100].max() > 0 and result["cam"][:, 200:].max() > 0  # all seen
+
+
+def test_cuda_true_without_cuda_warns_once(project: Path, tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("tests the CPU fallback")
+    from camkit.seed import _cached_explainer
+
+    _cached_explainer.cache_clear()
+    settings = {**args(project), "cuda": True}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = generate_gradcam_batch(
+            project / "datasets/test/1",
+            tmp_path / "out",
+            save_report=True,
+            progress=False,
+            **settings,  # type: ignore[arg-type]
+        )
+    fallbacks = [w for w in caught if issubclass(w.category, DeviceFallbackWarning)]
+    assert len(fallbacks) == 1
+    assert [Path(r["image_path"]).name for r in results] == ["broken.jpg", "g.jpg", "wide.png"]
+    assert results[0]["error"] and "cam" not in results[0]
+    assert results[1]["error"] is None and results[1]["cam"].shape == (90, 60)
+    assert Path(results[2]["output_path"]).name == "wide_gradcam.jpg"
+    rows = list(csv.DictReader((tmp_path / "out" / "gradcam_report.csv").open()))
+    assert [Path(r["image"]).name for r in rows] == ["broken.jpg", "g.jpg", "wide.png"]
+    assert rows[0]["error"] and rows[2]["pred_name"] == results[2]["pred_name"]
