@@ -300,13 +300,26 @@ _CONVERT_HINT = (
 )
 
 
+def _numpy_scalar_globals() -> list[Any]:
+    """The numpy types a pickled numpy scalar needs: its reconstructor, dtype and dtype classes."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    allowed: list[Any] = [core.multiarray.scalar, np.dtype]
+    dtypes = getattr(np, "dtypes", None)
+    if dtypes is not None:
+        allowed += [v for v in vars(dtypes).values() if isinstance(v, type)]
+    return allowed
+
+
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Read the weights of a checkpoint file, on the CPU.
 
     Accepts a plain ``state_dict``, a dict holding it under ``"model_state_dict"`` or
     ``"state_dict"`` (other entries such as ``optimizer_state_dict`` or ``epoch`` are ignored),
     and either with the ``module.`` prefix of ``nn.DataParallel`` on every key (stripped).
-    The file is read with ``torch.load(path, map_location="cpu", weights_only=True)``.
+    The file is read with ``torch.load(path, map_location="cpu", weights_only=True)``; numpy
+    scalars (metrics such as ``val_acc`` saved as ``np.float64``) are allowed too.
 
     Raises:
         CheckpointError: the file is missing or not a PyTorch checkpoint; it holds pickled
@@ -319,7 +332,9 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     if not file.is_file():
         raise CheckpointError(f"checkpoint {str(file)!r} is not a file (a directory?)")
     try:
-        loaded: Any = torch.load(file, map_location="cpu", weights_only=True)
+        # numpy scalars (a val_acc computed with numpy) are data, not code: allow them.
+        with torch.serialization.safe_globals(_numpy_scalar_globals()):
+            loaded: Any = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:
         message = str(error)
         unsupported = re.search(r"GLOBAL ([\w.]+)", message)

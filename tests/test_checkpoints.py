@@ -392,11 +392,6 @@ PICKLED: list[tuple[str, Callable[[nn.Module], object], str]] = [
         lambda model: {"model_state_dict": model.state_dict(), "config": TrainingConfig()},
         "TrainingConfig",
     ),
-    (
-        "numpy-scalar",
-        lambda model: {"model_state_dict": model.state_dict(), "val_acc": np.float64(0.9)},
-        "numpy",
-    ),
 ]
 
 
@@ -467,3 +462,13 @@ def test_no_weights_builds_random_model(tmp_path: Path) -> None:
 
     with pytest.raises(CheckpointError, match="cannot tell how many classes"):
         load_classifier("resnet18")
+
+
+def test_numpy_scalar_metrics_are_accepted(tmp_path: Path) -> None:
+    model = build("torchvision", "resnet18", num_classes=3)
+    path = tmp_path / "best_epoch_weights.pth"
+    extras = {"val_acc": np.float64(0.9), "val_loss": np.float32(0.2), "epoch": np.int64(3)}
+    torch.save({"model_state_dict": model.state_dict(), **extras}, path)
+    loaded, _ = load_classifier("resnet18", path, num_classes=3)
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
