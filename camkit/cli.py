@@ -102,6 +102,40 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_model_options(layers)
 
+    demo = commands.add_parser(
+        "demo",
+        help="explain demo scenes with the shipped model and write an HTML page",
+        description="Explain a handful of demo scenes with camkit's shipped demo model, "
+        "Grad-CAM++ and Grad-CAM side by side, and write overlays, a CSV and index.html.",
+    )
+    demo.add_argument("--out", default="camkit-demo", metavar="DIR", help="output folder")
+    demo.add_argument(
+        "--method",
+        action="append",
+        metavar="NAME",
+        help="a CAM method; repeat for several (default: gradcam++ and gradcam)",
+    )
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score the methods on held-out demo scenes (pointing game, Average Drop, ...)",
+        description="Explanation-quality metrics of CAM methods on held-out demo scenes.",
+    )
+    evaluate.add_argument("--scenes", type=_positive_int, default=200, metavar="N")
+    evaluate.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=50,
+        metavar="N",
+        help="deletion/insertion steps (default 50)",
+    )
+    evaluate.add_argument(
+        "--method",
+        action="append",
+        metavar="NAME",
+        help="a CAM method; repeat for several (default: gradcam++ and gradcam)",
+    )
+
     commands.add_parser(
         "plugins",
         help="list registered methods, renderers, resolvers and architectures",
@@ -192,6 +226,22 @@ def _run_layers(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_demo(args: argparse.Namespace) -> int:
+    from camkit.demo.report import run_demo
+
+    page = run_demo(args.out, methods=args.method or ("gradcam++", "gradcam"))
+    print(f"camkit demo: open {page.resolve().as_uri()}")
+    return EXIT_OK
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from camkit.demo.evaluate import evaluate, format_table
+
+    methods = args.method or ("gradcam++", "gradcam")
+    print(format_table(evaluate(args.scenes, methods, args.steps), args.scenes))
+    return EXIT_OK
+
+
 def _run_plugins(_: argparse.Namespace) -> int:
     rows = [(e.kind, e.name, e.plugin, e.distribution or "-") for e in list_registrations()]
     print(f"{'kind':<13} {'name':<28} {'plugin':<20} distribution")
@@ -204,7 +254,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``camkit`` command; returns the exit status."""
     parser = _build_parser()
     args = parser.parse_args(argv)
-    handlers = {"explain": _run_explain, "layers": _run_layers, "plugins": _run_plugins}
+    handlers = {
+        "explain": _run_explain,
+        "layers": _run_layers,
+        "plugins": _run_plugins,
+        "demo": _run_demo,
+        "evaluate": _run_evaluate,
+    }
     try:
         return handlers[args.command](args)
     except (UsageError, CamkitError) as error:
