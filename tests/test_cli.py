@@ -148,3 +148,12 @@ def test_console_script_help() -> None:
             check=False,
         )
         assert done.returncode == 0 and "usage: camkit" in done.stdout
+
+
+def test_evaluate_prints_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", "--scenes", "12", "--steps", "8"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| grad")}
+    assert set(rows) == {"gradcam++", "gradcam"}
+    pointing = float(rows["gradcam++"].split("|")[2])
+    assert pointing >= 0.9  # the shipped model's Grad-CAM++ maps peak inside the boxes
