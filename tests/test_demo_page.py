@@ -73,8 +73,13 @@ def test_page_renders_in_chromium(page: Path, tmp_path: Path) -> None:
     probe = page.parent / "probe.html"
     probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE), "utf-8")
     done = subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
-         probe.as_uri()],
+        [
+            chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
