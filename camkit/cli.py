@@ -149,7 +149,9 @@ def _explainer(args: argparse.Namespace, **kwargs: object) -> Explainer:
         raise UsageError(f"weights file not found: {args.weights!r}")
     if args.classes and not Path(args.classes).is_file():
         raise UsageError(f"class file not found: {args.classes!r}")
-    model, names = load_classifier(args.model, args.weights, args.classes)
+    # without weights or a class file, build the libraries' default 1000-class head
+    default_classes = 1000 if not args.weights and not args.classes else None
+    model, names = load_classifier(args.model, args.weights, args.classes, default_classes)
     config = DataConfig.from_model(model)
     resize = "letterbox" if args.letterbox else (args.resize or config.resize)
     size = tuple(args.input_size) if args.input_size else config.input_size
@@ -164,10 +166,10 @@ def _explainer(args: argparse.Namespace, **kwargs: object) -> Explainer:
 
 
 def _run_explain(args: argparse.Namespace) -> int:
-    explainer = _explainer(args, method=args.method, layer=args.layer)
     images = find_images(args.paths, recursive=args.recursive)
     if not images:
         raise UsageError("no images found in " + ", ".join(map(repr, args.paths)))
+    explainer = _explainer(args, method=args.method, layer=args.layer)
     jobs = plan_outputs(images, args.out)
     report = Path(args.out) / "gradcam_report.csv" if args.report else None
     failed = 0

@@ -157,3 +157,9 @@ def test_evaluate_prints_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert set(rows) == {"gradcam++", "gradcam"}
     pointing = float(rows["gradcam++"].split("|")[2])
     assert pointing >= 0.9  # the shipped model's Grad-CAM++ maps peak inside the boxes
+
+
+def test_model_without_weights_or_classes(files: Path, tmp_path: Path) -> None:
+    args = ["--model", "resnet18", "--input-size", "64", "64", "--device", "cpu"]
+    assert main(["explain", str(files / "good"), *args, "--out", str(tmp_path)]) == 0
+    assert main(["explain", str(tmp_path / "missing"), "--model", "resnet18"]) == 2
