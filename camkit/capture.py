@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from camkit.errors import LayerResolutionError
+from camkit.layers.structural import TRANSFORMER_HINT
 from camkit.methods.base import LayerCapture
 from camkit.targets import OutputSelector, TargetSpec, target_scores
 
@@ -120,9 +121,9 @@ def capture_layer(
     gradient_map = to_spatial(gradient.detach())
     if activation_map is None or gradient_map is None:
         raise LayerResolutionError(
-            f"layer {layer!r} returns shape {tuple(activation.shape)}, not a spatial map "
-            "(B, C, H, W). Vision transformers need the camkit-vit plugin; otherwise "
-            "pass a convolutional layer, or register a camkit_to_spatial hook."
+            f"layer {layer!r} returns shape {tuple(activation.shape)}, which no "
+            "camkit_to_spatial hook turns into a spatial map (B, C, H, W); pass a "
+            f"convolutional layer instead. {TRANSFORMER_HINT}"
         )
     capture = LayerCapture(activation_map, gradient_map, scores.detach(), layer)
     return CaptureResult(capture, logits.detach(), targets)

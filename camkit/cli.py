@@ -7,6 +7,7 @@ done), 2 for a usage error (unknown method, missing file, bad option) with a mes
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from camkit.checkpoints import load_classifier
 from camkit.errors import CamkitError, ImageSkippedWarning
 from camkit.explainer import Explainer
 from camkit.layers.structural import trace_calls
-from camkit.plugins.manager import list_registrations
+from camkit.plugins.manager import list_plugins, list_registrations
 from camkit.preprocess import RESIZE_MODES, DataConfig
 
 __all__ = ["main"]
@@ -245,6 +246,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _run_plugins(_: argparse.Namespace) -> int:
+    print(f"{'plugin':<20} {'distribution':<20} hooks")
+    for info in list_plugins():
+        hooks = ", ".join(hook.removeprefix("camkit_") for hook in info.hooks)
+        print(f"{info.name:<20} {info.distribution or '-':<20} {hooks}")
+    print()
     rows = [(e.kind, e.name, e.plugin, e.distribution or "-") for e in list_registrations()]
     print(f"{'kind':<13} {'name':<28} {'plugin':<20} distribution")
     for kind, name, plugin, dist in rows:
@@ -268,6 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, CamkitError) as error:
         print(f"camkit {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces the closed stream
+        return EXIT_OK
 
 
 if __name__ == "__main__":

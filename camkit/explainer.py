@@ -249,13 +249,14 @@ class Explainer:
         batch = torch.stack([tensor for tensor, _, _ in prepared]).to(self.device, self._dtype())
         with explanation_mode(self.model):
             layer = self._resolve(batch)
+            input_size = (int(batch.shape[-2]), int(batch.shape[-1]))
             result = capture_layer(
                 self.model,
                 layer,
                 batch,
                 targets,
                 self.select,
-                to_spatial=lambda t: to_spatial(self.model, layer, t),
+                to_spatial=lambda t: to_spatial(self.model, layer, t, input_size),
                 needs_gradients=self.method.needs_gradients,
             )
             raw = self.method(result.capture)

@@ -62,6 +62,17 @@ def _positive_size(_: Any, __: attrs.Attribute[Any], value: tuple[int, int]) -> 
 RESIZE_MODES = ("stretch", "crop", "letterbox")
 
 
+def _enforced_input_size(model: nn.Module) -> tuple[int, int] | None:
+    """The only input size a timm patch embedding accepts, if it enforces one."""
+    embed = getattr(model, "patch_embed", None)
+    size = getattr(embed, "img_size", None)
+    if not getattr(embed, "strict_img_size", False) or getattr(model, "dynamic_img_size", False):
+        return None
+    if isinstance(size, Sequence) and len(size) == 2:
+        return int(size[0]), int(size[1])
+    return None
+
+
 @attrs.frozen
 class DataConfig:
     """How images are preprocessed for a model: fit to ``input_size``, scale to ``[0, 1]``,
@@ -94,7 +105,10 @@ class DataConfig:
         """Read a timm-style ``pretrained_cfg`` (or ``default_cfg``) from any model.
 
         Uses its ``input_size`` ``(C, H, W)``, ``mean``, ``std`` and ``interpolation``;
-        missing keys fall back to ImageNet mean/std at 224×224, bilinear.
+        missing keys fall back to ImageNet mean/std at 224×224, bilinear. A timm transformer
+        built for another size (``timm.create_model(..., img_size=256)``) keeps the
+        config's size although it accepts only its own: when the model's ``patch_embed``
+        enforces an ``img_size`` (``strict_img_size``), that size is used.
         """
         cfg: Any = None
         for attribute in ("pretrained_cfg", "default_cfg"):
@@ -102,11 +116,12 @@ class DataConfig:
             if isinstance(candidate, Mapping):
                 cfg = candidate
                 break
-        if cfg is None:
-            return cls()
         default = cls()
+        if cfg is None:
+            return cls(input_size=_enforced_input_size(model) or default.input_size)
         size = cfg.get("input_size")
         input_size = (int(size[-2]), int(size[-1])) if size is not None else default.input_size
+        input_size = _enforced_input_size(model) or input_size
         mean = tuple(float(v) for v in cfg.get("mean", default.mean))
         std = tuple(float(v) for v in cfg.get("std", default.std))
         interpolation = str(cfg.get("interpolation", default.interpolation)).lower()

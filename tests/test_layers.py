@@ -236,3 +236,27 @@ def test_layer_returning_tuple() -> None:
 
     with pytest.raises(LayerResolutionError, match="returns tuple, not a tensor"):
         Explainer(Model(), layer="pair").explain(torch.randn(3, 4, 4))
+
+
+class ChannelsLast(nn.Module):
+    """Declares (B, H, W, C) maps the way timm's Swin does (output_fmt = "NHWC")."""
+
+    output_fmt = "NHWC"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 4, stride=4)
+        self.stage = nn.Identity()
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        maps = self.stage(self.stem(x).permute(0, 2, 3, 1))
+        return self.fc(maps.mean(dim=(1, 2)))
+
+
+def test_channels_last_model_is_not_read_as_channels_first() -> None:
+    model = ChannelsLast()
+    with pytest.raises(LayerResolutionError, match=r"channels-last.*pip install camkit-vit"):
+        Explainer(model).explain(torch.rand(3, 16, 16))
+    with pytest.raises(LayerResolutionError, match=r"\(1, 4, 4, 8\).*pip install camkit-vit"):
+        Explainer(model, layer="stage").explain(torch.rand(3, 16, 16))

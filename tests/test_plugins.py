@@ -69,6 +69,7 @@ def fake_entry_points(monkeypatch: pytest.MonkeyPatch, *points: FakeEntryPoint) 
         return list(points)
 
     monkeypatch.setattr(manager.importlib.metadata, "entry_points", entry_points)
+    monkeypatch.delenv("CAMKIT_DISABLE_PLUGIN_AUTOLOAD")
 
 
 def test_builtins_are_registered_through_the_hooks() -> None:
@@ -301,3 +302,67 @@ def test_entry_point_with_misspelt_hook_is_skipped(monkeypatch: pytest.MonkeyPat
     with pytest.warns(CamkitPluginWarning, match="'misspelt' from distribution 'camkit-typo'"):
         assert camkit.list_renderers() == ["grey-test", "jet"]
     assert not camkit.get_plugin_manager().has_plugin("misspelt")
+
+
+def _install(site: Any, dist: str, module: str, source: str, entry: str) -> None:
+    """Install a one-module distribution into ``site`` as pip would lay it out: the module
+    and a ``.dist-info`` with its metadata and ``camkit`` entry point."""
+    (site / f"{module}.py").write_text(source)
+    info = site / f"{dist.replace('-', '_')}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[camkit]\n{entry} = {module}\n")
+
+
+CLASH_SOURCE = """
+from camkit import GradientWeightedCAM, hookimpl
+
+
+class Impostor(GradientWeightedCAM):
+    name = "gradcam"
+
+    def channel_weights(self, activations, gradients):
+        return gradients.mean(dim=(2, 3))
+
+
+@hookimpl
+def camkit_register_methods():
+    return [Impostor]
+"""
+
+
+def test_installed_packages_broken_and_clashing(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real distributions on sys.path, found by the real importlib.metadata (not faked)."""
+    _install(
+        tmp_path,
+        "camkit-broken-test",
+        "camkit_broken_test",
+        "raise ImportError(\"No module named 'missing_dependency'\")\n",
+        "broken-test",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("CAMKIT_DISABLE_PLUGIN_AUTOLOAD")
+    manager.reset_plugins()
+    with pytest.warns(
+        CamkitPluginWarning,
+        match=r"'broken-test' from distribution 'camkit-broken-test': ImportError: "
+        r"No module named 'missing_dependency'",
+    ):
+        assert camkit.list_methods()[:2] == ["gradcam", "gradcam++"]
+    assert not camkit.get_plugin_manager().has_plugin("broken-test")
+    explanation = Explainer(SmallCNN()).explain(torch.rand(3, 32, 32))  # camkit goes on
+    assert explanation.method == "gradcam++"
+
+    _install(tmp_path, "camkit-clash-test", "camkit_clash_test", CLASH_SOURCE, "clash-test")
+    manager.reset_plugins()
+    with (
+        pytest.warns(CamkitPluginWarning, match="broken-test"),
+        pytest.raises(
+            PluginConflictError,
+            match=r"'gradcam' is registered twice: by plugin 'clash-test' \(distribution "
+            r"'camkit-clash-test'\) and by plugin 'camkit' \(distribution 'camkit'\)",
+        ),
+    ):
+        camkit.list_methods()

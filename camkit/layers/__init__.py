@@ -1,7 +1,7 @@
 """Layer resolvers: the :class:`LayerResolver` abstraction and the built-in resolvers."""
 
 from camkit.layers.base import LayerResolver, get_layer, layer_name_of
-from camkit.layers.structural import StructuralResolver
+from camkit.layers.structural import TRANSFORMER_HINT, StructuralResolver, declares_channels_last
 from camkit.layers.table import (
     BUILTIN_ARCHITECTURES,
     ArchitectureMapping,
@@ -11,11 +11,13 @@ from camkit.layers.table import (
 
 __all__ = [
     "BUILTIN_ARCHITECTURES",
+    "TRANSFORMER_HINT",
     "ArchitectureMapping",
     "ArchitectureTableResolver",
     "LayerResolver",
     "StructuralResolver",
     "architecture_name",
+    "declares_channels_last",
     "get_layer",
     "layer_name_of",
 ]

@@ -11,7 +11,21 @@ from torch import Tensor, nn
 from camkit.errors import LayerResolutionError
 from camkit.layers.base import LayerResolver
 
-__all__ = ["StructuralResolver", "TracedCall", "trace_calls"]
+__all__ = [
+    "TRANSFORMER_HINT",
+    "StructuralResolver",
+    "TracedCall",
+    "declares_channels_last",
+    "trace_calls",
+]
+
+#: What to do about a vision transformer when no plugin handles it.
+TRANSFORMER_HINT = (
+    "ViT, DeiT and Swin models need the camkit-vit plugin package: pip install camkit-vit "
+    "(in a checkout of camkit: pip install -e plugins/camkit-vit). Other transformers need "
+    "layer= and a camkit_to_spatial hook that reshapes that layer's output "
+    "(docs/plugins.md)."
+)
 
 #: Module types whose output is never a useful target: it only pools, drops or passes
 #: through what another module produced. Matched by class name so that timm's
@@ -21,6 +35,16 @@ _PASS_THROUGH_MARKERS = ("Pool", "Dropout", "Identity", "Flatten", "DropPath")
 
 def _is_pass_through(module: nn.Module) -> bool:
     return any(marker in type(module).__name__ for marker in _PASS_THROUGH_MARKERS)
+
+
+def declares_channels_last(model: nn.Module) -> bool:
+    """Whether ``model`` declares channels-last ``(B, H, W, C)`` feature maps.
+
+    timm's Swin-style models say so with ``output_fmt == "NHWC"``; their 4-D outputs must
+    not be read as ``(B, C, H, W)``.
+    """
+    fmt = getattr(model, "output_fmt", None)
+    return str(getattr(fmt, "value", fmt)).upper() == "NHWC"
 
 
 def _is_spatial(value: Any) -> bool:
@@ -101,6 +125,12 @@ class StructuralResolver(LayerResolver):
     token_outputs_threshold = 3
 
     def resolve(self, model: nn.Module, example: Tensor | None) -> str | None:
+        if declares_channels_last(model):
+            raise LayerResolutionError(
+                f"{type(model).__name__} looks like a vision transformer: it declares "
+                "channels-last (B, H, W, C) feature maps (output_fmt='NHWC'), which camkit "
+                f"does not guess the layout of. {TRANSFORMER_HINT}"
+            )
         if example is None:
             return None
         calls = trace_calls(model, example[:1])
@@ -113,8 +143,6 @@ class StructuralResolver(LayerResolver):
         if tokens_after >= self.token_outputs_threshold:
             raise LayerResolutionError(
                 f"{type(model).__name__} looks like a vision transformer: its last layers "
-                "produce token sequences (B, N, C), not spatial maps. ViT, DeiT and Swin models "
-                "need the camkit-vit plugin package (camkit's plugins/camkit-vit), or pass "
-                "layer= and register a camkit_to_spatial hook that reshapes its output."
+                f"produce token sequences (B, N, C), not spatial maps. {TRANSFORMER_HINT}"
             )
         return calls[last].name

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from torch import Tensor, nn
 
 from camkit.layers.base import LayerResolver
-from camkit.layers.structural import StructuralResolver
+from camkit.layers.structural import StructuralResolver, declares_channels_last
 from camkit.layers.table import BUILTIN_ARCHITECTURES, ArchitectureTableResolver
 from camkit.methods.base import CAMMethod
 from camkit.methods.gradcam import GradCAM, GradCAMPlusPlus
@@ -38,4 +38,6 @@ def camkit_register_architectures() -> Mapping[str, str]:
 
 @hookimpl(trylast=True)
 def camkit_to_spatial(model: nn.Module, layer: str, output: Tensor) -> Tensor | None:
-    return output if output.ndim == 4 else None
+    if output.ndim != 4 or declares_channels_last(model):
+        return None
+    return output

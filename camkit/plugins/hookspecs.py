@@ -69,11 +69,27 @@ def camkit_register_architectures() -> Mapping[str, str]:  # type: ignore[empty-
 
 
 @hookspec(firstresult=True)
-def camkit_to_spatial(model: nn.Module, layer: str, output: Tensor) -> Tensor | None:
+def camkit_to_spatial(
+    model: nn.Module, layer: str, output: Tensor, input_size: tuple[int, int]
+) -> Tensor | None:
     """Turn a layer's output into a spatial map ``(B, C, H, W)``, or return ``None`` to pass.
 
-    Called on the captured activations and, with the same arguments, on their gradients,
-    so the transformation must be linear in ``output`` (a reshape or permutation, for
-    instance dropping prefix tokens of a vision transformer and folding the rest into a
-    grid). The built-in implementation (``trylast``) accepts 4-D outputs as they are.
+    This is how a plugin teaches camkit the layout of a layer whose output is not already a
+    channels-first map: a vision transformer's token sequence ``(B, N, C)``, a Swin stage's
+    channels-last ``(B, H, W, C)``, and so on.
+
+    Called on the captured activations and, with the same arguments, on their gradients, so
+    the transformation must be linear in ``output`` (a reshape, a permutation, dropping
+    prefix tokens): ``∂y/∂A`` must be laid out exactly like ``A``. Implementations are asked
+    last-registered first; the first non-``None`` answer wins. The built-in implementation
+    (``trylast``) accepts 4-D outputs as they are, except for models that declare
+    channels-last outputs (timm's ``output_fmt == "NHWC"``), for which it returns ``None``.
+
+    Args:
+        model: the model being explained.
+        layer: dotted name of the target layer.
+        output: the layer's output (or its gradient), detached.
+        input_size: ``(H, W)`` of the model input of this batch, for implementations whose
+            grid depends on it (a ViT with ``dynamic_img_size=True``). Implementations may
+            leave out any argument they do not use.
     """

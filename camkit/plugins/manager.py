@@ -36,6 +36,7 @@ __all__ = [
     "BUILTIN_PLUGIN_NAME",
     "DISABLE_AUTOLOAD_ENV",
     "Kind",
+    "PluginInfo",
     "Registration",
     "Registry",
     "create_method",
@@ -44,6 +45,7 @@ __all__ = [
     "get_registry",
     "list_architectures",
     "list_methods",
+    "list_plugins",
     "list_registrations",
     "list_renderers",
     "list_resolvers",
@@ -78,6 +80,22 @@ class Registration:
     plugin: str
     distribution: str | None
     value: Any = attrs.field(repr=False)
+
+
+@attrs.frozen
+class PluginInfo:
+    """One loaded plugin.
+
+    Attributes:
+        name: the plugin's name in the plugin manager (the entry point's name).
+        distribution: the pip distribution that provided it (``"camkit"`` for built-ins), or
+            ``None`` for a plugin registered at run time with :func:`register_plugin`.
+        hooks: the names of the hooks it implements, sorted.
+    """
+
+    name: str
+    distribution: str | None
+    hooks: tuple[str, ...]
 
 
 @attrs.frozen
@@ -320,6 +338,21 @@ def list_registrations(kind: Kind | None = None) -> list[Registration]:
     return [e for e in get_registry().entries if kind is None or e.kind == kind]
 
 
+def list_plugins() -> list[PluginInfo]:
+    """Every loaded plugin with its distribution and hooks, built-ins first.
+
+    Only plugins that loaded and registered cleanly are listed; skipped ones were reported
+    by a :class:`~camkit.errors.CamkitPluginWarning`.
+    """
+    get_registry()  # drops plugins whose registration hooks fail
+    manager = get_plugin_manager()
+    plugins = []
+    for name, plugin in manager.list_name_plugin():
+        hooks = tuple(sorted(caller.name for caller in manager.get_hookcallers(plugin) or ()))
+        plugins.append(PluginInfo(name, _state.distributions.get(name), hooks))
+    return plugins
+
+
 def _names(kind: Kind, pattern: str) -> list[str]:
     return sorted(
         {e.name for e in list_registrations(kind) if fnmatch.fnmatchcase(e.name, pattern)}
@@ -370,6 +403,8 @@ def create_renderer(name: str) -> Renderer:
     return renderer
 
 
-def to_spatial(model: Any, layer: str, output: Any) -> Any:
+def to_spatial(model: Any, layer: str, output: Any, input_size: tuple[int, int]) -> Any:
     """Ask the ``camkit_to_spatial`` hook to turn ``output`` into ``(B, C, H, W)``."""
-    return get_plugin_manager().hook.camkit_to_spatial(model=model, layer=layer, output=output)
+    return get_plugin_manager().hook.camkit_to_spatial(
+        model=model, layer=layer, output=output, input_size=input_size
+    )

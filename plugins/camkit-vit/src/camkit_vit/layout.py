@@ -1,0 +1,121 @@
+"""How transformer activations are laid out, and how they become ``(B, C, h, w)`` maps.
+
+Everything is read from the model: the number of prefix tokens (class, distillation and
+register tokens) from ``num_prefix_tokens``, the token grid from the patch embedding
+(``grid_size``, or ``dynamic_feat_size`` of the actual input for models built with
+``dynamic_img_size=True``). Nothing is assumed, not even a square grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from camkit.errors import LayerResolutionError
+from camkit.layers import declares_channels_last
+from torch import Tensor, nn
+
+__all__ = [
+    "channels_last_to_first",
+    "find_owner",
+    "is_channels_last_model",
+    "is_token_transformer",
+    "token_grid",
+    "tokens_to_map",
+]
+
+
+def is_token_transformer(module: nn.Module) -> bool:
+    """Whether ``module`` is a timm-style token transformer (ViT, DeiT and kin).
+
+    It must have a ``patch_embed`` module, an integer ``num_prefix_tokens`` and a non-empty
+    sequence of ``blocks``.
+    """
+    blocks = getattr(module, "blocks", None)
+    return (
+        isinstance(getattr(module, "patch_embed", None), nn.Module)
+        and isinstance(getattr(module, "num_prefix_tokens", None), int)
+        and isinstance(blocks, (nn.Sequential, nn.ModuleList))
+        and len(blocks) > 0
+    )
+
+
+def is_channels_last_model(module: nn.Module) -> bool:
+    """Whether ``module`` declares channels-last ``(B, H, W, C)`` maps (timm's Swin)."""
+    return declares_channels_last(module)
+
+
+def find_owner(
+    model: nn.Module, layer: str | None, predicate: Callable[[nn.Module], bool]
+) -> tuple[str, nn.Module] | None:
+    """The innermost module satisfying ``predicate`` that contains ``layer``.
+
+    ``model`` itself counts, so a transformer wrapped in another module (a normalisation in
+    front, a custom head) is still found. With ``layer=None`` the first match in
+    ``model.named_modules()`` order is returned. Returns ``(dotted name, module)`` or
+    ``None``.
+    """
+    found: tuple[str, nn.Module] | None = None
+    for name, module in model.named_modules():
+        inside = layer is None or name == "" or layer == name or layer.startswith(name + ".")
+        if inside and predicate(module):
+            found = (name, module)
+            if layer is None:
+                break
+    return found
+
+
+def token_grid(model: nn.Module, input_size: tuple[int, int]) -> tuple[int, int]:
+    """The ``(h, w)`` patch grid of a token transformer for an input of ``input_size``.
+
+    Models built with ``dynamic_img_size=True`` take any input size: their grid is the patch
+    embedding's ``dynamic_feat_size(input_size)`` (which knows about dynamic padding).
+    Fixed-size models have the patch embedding's ``grid_size``.
+    """
+    embed: Any = model.patch_embed
+    dynamic = getattr(model, "dynamic_img_size", False)
+    if dynamic and callable(getattr(embed, "dynamic_feat_size", None)):
+        height, width = embed.dynamic_feat_size(tuple(input_size))
+    else:
+        grid = getattr(embed, "grid_size", None)
+        if grid is None:
+            raise LayerResolutionError(
+                f"{type(embed).__name__} at patch_embed has no grid_size; camkit-vit cannot "
+                "tell the token grid of this model. Pass a layer whose output is a "
+                "(B, C, H, W) map, or register your own camkit_to_spatial hook."
+            )
+        height, width = grid
+    return int(height), int(width)
+
+
+def tokens_to_map(tokens: Tensor, num_prefix_tokens: int, grid: tuple[int, int]) -> Tensor:
+    """Fold a token sequence ``(B, N, C)`` into a map ``(B, C, h, w)``.
+
+    The first ``num_prefix_tokens`` tokens (class, distillation, register tokens) are
+    dropped; the remaining ``h·w`` patch tokens are in row-major order, as timm's patch
+    embedding flattens them. Linear in ``tokens``, so gradients fold the same way.
+
+    Raises:
+        LayerResolutionError: ``N`` is not ``num_prefix_tokens + h·w``.
+    """
+    if tokens.ndim != 3:
+        raise ValueError(f"tokens must have shape (B, N, C), got {tuple(tokens.shape)}")
+    batch, count, channels = tokens.shape
+    height, width = grid
+    if count != num_prefix_tokens + height * width:
+        raise LayerResolutionError(
+            f"the layer gives {count} tokens, but the model has {num_prefix_tokens} prefix "
+            f"tokens and a {height}x{width} patch grid ({num_prefix_tokens + height * width} "
+            "tokens). Choose a layer inside the transformer blocks (for example "
+            "blocks[-1].norm1), or build the model with dynamic_img_size=True to use "
+            "another input size."
+        )
+    patches = tokens[:, num_prefix_tokens:, :].reshape(batch, height, width, channels)
+    return patches.permute(0, 3, 1, 2).contiguous()
+
+
+def channels_last_to_first(maps: Tensor) -> Tensor:
+    """Permute a channels-last map ``(B, h, w, C)`` to ``(B, C, h, w)``."""
+    if maps.ndim != 4:
+        raise ValueError(f"maps must have shape (B, h, w, C), got {tuple(maps.shape)}")
+    return maps.permute(0, 3, 1, 2).contiguous()
