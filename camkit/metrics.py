@@ -378,8 +378,10 @@ def confidence_drop(
         images: ``(B, C, H, W)`` preprocessed batch.
         cams: ``(B, H, W)`` maps at the input resolution, values in ``[0, 1]``.
         targets: ``(B,)`` class indices, one per image.
-        mean, std: per-channel normalisation of ``images`` (1 or ``C`` values each), to
+        mean: per-channel normalisation mean of ``images`` (1 or ``C`` values), to
             multiply in pixel space.
+        std: per-channel normalisation standard deviation of ``images`` (1 or ``C``
+            values).
         output: ``model output -> (B, K) logits``; default :func:`camkit.targets.select_logits`.
         batch_size: the most images per forward pass.
 
@@ -613,7 +615,8 @@ def insertion_auc(
             Gaussian of σ = 5 pixels (the RISE evaluation's kernel; borders use replicate
             padding where RISE zero-padded), or a number or tensor broadcastable to
             ``images``.
-        Others: as :func:`deletion_auc`.
+        model: as :func:`deletion_auc`; so are ``images``, ``cams``, ``targets``,
+            ``steps``, ``output`` and ``batch_size``.
 
     Returns:
         A ``(B,)`` float32 tensor of areas on the images' device.

@@ -2,6 +2,8 @@
 
 The registry is built lazily on first use: camkit's built-in plugin is registered, then every
 entry point of the ``camkit`` group is loaded (unless ``CAMKIT_DISABLE_PLUGIN_AUTOLOAD=1``).
+Installed plugins are consulted in alphabetical order of their distribution names, all of
+them before the built-ins.
 A plugin that fails to import or whose registration hook raises is skipped with a
 :class:`~camkit.errors.CamkitPluginWarning` naming its distribution; camkit goes on.
 """
@@ -141,9 +143,18 @@ def _warn_skipped(plugin: str, distribution: str | None, error: BaseException) -
     )
 
 
+def _dist_name(entry_point: importlib.metadata.EntryPoint) -> str | None:
+    return entry_point.dist.name if entry_point.dist is not None else None
+
+
 def _load_entry_points(manager: pluggy.PluginManager) -> None:
-    for entry_point in importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME):
-        dist = entry_point.dist.name if entry_point.dist is not None else None
+    # Loaded in reverse order of (distribution, entry point) names: pluggy asks the last
+    # registered first, so plugins are consulted in alphabetical order, whatever order the
+    # file system lists the installed distributions in.
+    points = importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME)
+    ordered = sorted(points, key=lambda p: (_dist_name(p) or "", p.name), reverse=True)
+    for entry_point in ordered:
+        dist = _dist_name(entry_point)
         if manager.has_plugin(entry_point.name) or manager.is_blocked(entry_point.name):
             continue
         try:
