@@ -80,6 +80,14 @@ def test_hook_uses_the_input_size_of_a_dynamic_model() -> None:
     assert torch.equal(to_spatial(model, "blocks.11", tokens, (48, 112)), expected)
 
 
+def test_patch_embedding_tokens_have_no_prefix() -> None:
+    model = timm.create_model("deit_tiny_distilled_patch16_224", img_size=(48, 64))
+    tokens, expected = _hand_built_tokens(1, 0, 3, 4, channels=model.embed_dim)
+    assert torch.equal(to_spatial(model, "patch_embed", tokens, (48, 64)), expected)
+    wrapped = torch.nn.Sequential(torch.nn.Identity(), model)
+    assert torch.equal(to_spatial(wrapped, "1.patch_embed", tokens, (48, 64)), expected)
+
+
 def test_hook_permutes_swin_channels_last_maps() -> None:
     model = timm.create_model("swin_tiny_patch4_window7_224")
     maps = torch.randn(2, 7, 7, 768)

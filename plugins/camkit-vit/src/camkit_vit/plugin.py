@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from camkit import LayerResolver, hookimpl
 from torch import Tensor, nn
@@ -40,8 +40,11 @@ def camkit_to_spatial(
         owner = find_owner(model, layer, is_token_transformer)
         if owner is None:
             return None
-        transformer: Any = owner[1]
-        prefix_tokens = int(transformer.num_prefix_tokens)
+        name, transformer = owner[0], cast(Any, owner[1])
+        embedding = f"{name}.patch_embed" if name else "patch_embed"
+        before_prefix = layer == embedding or layer.startswith(embedding + ".")
+        # the patch embedding's tokens come before the prefix tokens are prepended
+        prefix_tokens = 0 if before_prefix else int(transformer.num_prefix_tokens)
         return tokens_to_map(output, prefix_tokens, token_grid(transformer, input_size))
     if output.ndim == 4 and (
         find_owner(model, layer, is_channels_last_model) is not None
