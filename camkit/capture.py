@@ -9,6 +9,7 @@ else: no parameter ``.grad`` is written and nothing before the layer is kept for
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,8 +18,8 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from camkit.errors import LayerResolutionError
-from camkit.layers.structural import TRANSFORMER_HINT
+from camkit.errors import EmptyMapWarning, LayerResolutionError
+from camkit.layers.structural import transformer_hint
 from camkit.methods.base import LayerCapture
 from camkit.targets import OutputSelector, TargetSpec, target_scores
 
@@ -123,7 +124,24 @@ def capture_layer(
         raise LayerResolutionError(
             f"layer {layer!r} returns shape {tuple(activation.shape)}, which no "
             "camkit_to_spatial hook turns into a spatial map (B, C, H, W); pass a "
-            f"convolutional layer instead. {TRANSFORMER_HINT}"
+            f"convolutional layer instead. {transformer_hint()}"
         )
+    if needs_gradients:
+        _warn_if_empty(gradient_map, layer)
     capture = LayerCapture(activation_map, gradient_map, scores.detach(), layer)
     return CaptureResult(capture, logits.detach(), targets)
+
+
+def _warn_if_empty(gradients: Tensor, layer: str) -> None:
+    """Warn when some sample's gradient is zero everywhere on the layer's spatial map."""
+    empty = int((gradients.flatten(1) == 0).all(dim=1).sum())
+    if empty:
+        warnings.warn(
+            f"the gradient of the target score is zero everywhere on the map of layer "
+            f"{layer!r} for {empty} of {gradients.shape[0]} images, so their explanations "
+            "are empty. The score does not read this layer's spatial positions: choose an "
+            "earlier layer (for a vision transformer, one before the last attention, such as "
+            "blocks[-1].norm1, which camkit-vit picks when layer= is left out).",
+            EmptyMapWarning,
+            stacklevel=4,
+        )

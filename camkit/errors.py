@@ -12,6 +12,7 @@ __all__ = [
     "CamkitPluginWarning",
     "CheckpointError",
     "DeviceFallbackWarning",
+    "EmptyMapWarning",
     "ImageSkippedWarning",
     "InputError",
     "LayerNotFoundError",
@@ -72,6 +73,12 @@ class CamkitPluginWarning(UserWarning):
 
 class DeviceFallbackWarning(UserWarning):
     """The requested device is unavailable; camkit fell back to the CPU."""
+
+
+class EmptyMapWarning(UserWarning):
+    """The gradient of the target score is zero everywhere on the target layer's map, so the
+    explanation is empty: the layer is past the point where the score reads its input (for a
+    vision transformer, after the last attention)."""
 
 
 class ImageSkippedWarning(UserWarning):

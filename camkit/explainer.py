@@ -13,12 +13,18 @@ from torch import Tensor, nn
 
 from camkit.capture import capture_layer, explanation_mode
 from camkit.device import DeviceLike, select_device
-from camkit.errors import InputError, LayerResolutionError
+from camkit.errors import InputError, LayerNotFoundError, LayerResolutionError, PluginError
 from camkit.explanation import Explanation
 from camkit.geometry import Placement, map_to_original
 from camkit.layers.base import get_layer, layer_name_of
 from camkit.methods.base import CAMMethod
-from camkit.plugins.manager import create_method, create_renderer, get_registry, to_spatial
+from camkit.plugins.manager import (
+    create_method,
+    create_renderer,
+    get_registry,
+    resolver_origin,
+    to_spatial,
+)
 from camkit.preprocess import DataConfig, ImageInput, Transform, as_batch_list, load_rgb
 from camkit.render.base import Renderer
 from camkit.targets import OutputSelector, TargetSpec, select_logits
@@ -153,7 +159,14 @@ class Explainer:
         for resolver in get_registry().resolvers:
             name = resolver.resolve(self.model, example)
             if name is not None:
-                get_layer(self.model, name)
+                try:
+                    get_layer(self.model, name)
+                except LayerNotFoundError as error:
+                    raise PluginError(
+                        f"layer resolver {resolver_origin(resolver)} chose {name!r}, which is "
+                        f"not a layer of {type(self.model).__name__}. Fix or uninstall the "
+                        "plugin, or pass layer= to Explainer."
+                    ) from error
                 self._layer = name
                 return name
         raise LayerResolutionError(

@@ -260,3 +260,25 @@ def test_channels_last_model_is_not_read_as_channels_first() -> None:
         Explainer(model).explain(torch.rand(3, 16, 16))
     with pytest.raises(LayerResolutionError, match=r"\(1, 4, 4, 8\).*pip install camkit-vit"):
         Explainer(model, layer="stage").explain(torch.rand(3, 16, 16))
+
+
+class ChannelsLastEmbedding(nn.Module):
+    """A patch embedding that declares NHWC output, inside a model that declares nothing
+    (timm's ViT with dynamic_img_size=True)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(3, 8, 4, stride=4)
+        self.output_fmt = "NHWC"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).permute(0, 2, 3, 1)
+
+
+def test_channels_last_layer_of_a_plain_model_is_refused() -> None:
+    model = nn.Sequential(ChannelsLastEmbedding(), nn.Flatten(1), nn.LazyLinear(2))
+    model(torch.zeros(1, 3, 16, 16))
+    with pytest.raises(LayerResolutionError, match=r"\(1, 4, 4, 8\).*pip install camkit-vit"):
+        Explainer(model, layer="0").explain(torch.rand(3, 16, 16))
+    # its convolution is channels-first and works
+    assert Explainer(model, layer="0.proj").explain(torch.rand(3, 16, 16)).raw.shape == (4, 4)

@@ -114,3 +114,22 @@ def test_bad_channel_weights_shape_is_reported() -> None:
 
     with pytest.raises(ValueError, match=r"Broken.channel_weights returned shape \(1,\)"):
         Broken().compute(capture(A, G0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_captures_are_computed_in_float32(dtype: torch.dtype) -> None:
+    """Gradients of 1e-4 (a ViT's norm1) have squares below float16's range: computed in
+    float16, Grad-CAM++ would give an all-zero map."""
+    generator = torch.Generator().manual_seed(0)
+    activations = torch.randn(2, 8, 5, 5, generator=generator)
+    gradients = 1e-4 * torch.randn(2, 8, 5, 5, generator=generator)
+    half = LayerCapture(activations.to(dtype), gradients.to(dtype), torch.zeros(2), "x")
+    exact = LayerCapture(
+        activations.to(dtype).float(), gradients.to(dtype).float(), torch.zeros(2), "x"
+    )
+    for method in (GradCAMPlusPlus(), GradCAM()):
+        result = method(half)
+        expected = method(exact)
+        assert result.dtype == torch.float32
+        assert expected.abs().max() > 0
+        torch.testing.assert_close(result, expected, rtol=1e-5, atol=1e-9)

@@ -18,6 +18,7 @@ from camkit import (
     CamkitPluginWarning,
     Explainer,
     GradientWeightedCAM,
+    LayerResolutionError,
     LayerResolver,
     PluginConflictError,
     PluginError,
@@ -366,3 +367,61 @@ def test_installed_packages_broken_and_clashing(
         ),
     ):
         camkit.list_methods()
+
+
+def test_transformer_hint_when_camkit_vit_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Vit:  # stands in for the installed camkit-vit, handling nothing of this model
+        @hookimpl
+        def camkit_to_spatial(self, output: Tensor) -> Tensor | None:
+            return None
+
+    fake_entry_points(monkeypatch, FakeEntryPoint("vit", "camkit-vit", Vit))
+    with pytest.raises(LayerResolutionError, match="camkit-vit is installed but does not handle"):
+        Explainer(build("timm", "vit_tiny_patch16_224"), layer="head").explain(
+            torch.rand(3, 224, 224)
+        )
+
+
+def test_bad_to_spatial_answer_names_the_plugin() -> None:
+    class Flattening:
+        @hookimpl
+        def camkit_to_spatial(self, output: Tensor) -> Tensor | None:
+            return output.flatten(2)  # (B, C, H·W): not a map
+
+    camkit.register_plugin(Flattening(), name="flattening-test")
+    with pytest.raises(PluginError, match=r"plugin 'flattening-test' \(distribution None\)"):
+        Explainer(SmallCNN(), layer="body").explain(torch.rand(3, 32, 32))
+
+
+def test_resolver_choosing_a_missing_layer_names_the_plugin() -> None:
+    class Wrong(LayerResolver):
+        name = "wrong-test"
+
+        def resolve(self, model: nn.Module, example: Tensor | None) -> str | None:
+            return "does.not.exist"
+
+    class WrongPlugin:
+        @hookimpl
+        def camkit_register_resolvers(self) -> Sequence[LayerResolver]:
+            return [Wrong()]
+
+    camkit.register_plugin(WrongPlugin(), name="wrong-plugin")
+    with pytest.raises(
+        PluginError, match=r"resolver 'wrong-test' \(plugin 'wrong-plugin'.*'does.not.exist'"
+    ):
+        Explainer(SmallCNN()).explain(torch.rand(3, 32, 32))
+
+
+def test_empty_gradient_map_warns() -> None:
+    class Blind(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Conv2d(3, 4, 3, padding=1)
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.fc(self.body(x).mean(dim=(2, 3)) * 0.0)
+
+    with pytest.warns(camkit.EmptyMapWarning, match=r"'body' for 1 of 1 images"):
+        explanation = Explainer(Blind(), layer="body").explain(torch.rand(3, 8, 8))
+    assert explanation.raw.max() == 0

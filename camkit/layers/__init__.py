@@ -1,7 +1,12 @@
 """Layer resolvers: the :class:`LayerResolver` abstraction and the built-in resolvers."""
 
 from camkit.layers.base import LayerResolver, get_layer, layer_name_of
-from camkit.layers.structural import TRANSFORMER_HINT, StructuralResolver, declares_channels_last
+from camkit.layers.structural import (
+    TRANSFORMER_HINT,
+    StructuralResolver,
+    declares_channels_last,
+    transformer_hint,
+)
 from camkit.layers.table import (
     BUILTIN_ARCHITECTURES,
     ArchitectureMapping,
@@ -20,4 +25,5 @@ __all__ = [
     "declares_channels_last",
     "get_layer",
     "layer_name_of",
+    "transformer_hint",
 ]

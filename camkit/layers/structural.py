@@ -13,10 +13,12 @@ from camkit.layers.base import LayerResolver
 
 __all__ = [
     "TRANSFORMER_HINT",
+    "TRANSFORMER_HINT_INSTALLED",
     "StructuralResolver",
     "TracedCall",
     "declares_channels_last",
     "trace_calls",
+    "transformer_hint",
 ]
 
 #: What to do about a vision transformer when no plugin handles it.
@@ -26,6 +28,27 @@ TRANSFORMER_HINT = (
     "layer= and a camkit_to_spatial hook that reshapes that layer's output "
     "(docs/plugins.md)."
 )
+#: The same advice when camkit-vit is installed but did not handle the model or layer.
+TRANSFORMER_HINT_INSTALLED = (
+    "camkit-vit is installed but does not handle this model or layer: it covers timm's "
+    "ViT, DeiT and Swin, at the layers it picks when layer= is left out or at layers whose "
+    "output is a token sequence or a channels-last map. For other transformers, pass layer= "
+    "and register a camkit_to_spatial hook that reshapes that layer's output "
+    "(docs/plugins.md)."
+)
+
+#: The distribution name of the vision-transformer plugin.
+VIT_PLUGIN = "camkit-vit"
+
+
+def transformer_hint() -> str:
+    """What to do about a transformer layout camkit cannot read, depending on whether the
+    camkit-vit plugin is loaded."""
+    from camkit.plugins.manager import list_plugins  # the manager imports this module
+
+    loaded = any(plugin.distribution == VIT_PLUGIN for plugin in list_plugins())
+    return TRANSFORMER_HINT_INSTALLED if loaded else TRANSFORMER_HINT
+
 
 #: Module types whose output is never a useful target: it only pools, drops or passes
 #: through what another module produced. Matched by class name so that timm's
@@ -40,8 +63,9 @@ def _is_pass_through(module: nn.Module) -> bool:
 def declares_channels_last(model: nn.Module) -> bool:
     """Whether ``model`` declares channels-last ``(B, H, W, C)`` feature maps.
 
-    timm's Swin-style models say so with ``output_fmt == "NHWC"``; their 4-D outputs must
-    not be read as ``(B, C, H, W)``.
+    timm's Swin-style models say so with ``output_fmt == "NHWC"``, and so do timm patch
+    embeddings that output channels-last maps; such 4-D outputs must not be read as
+    ``(B, C, H, W)``.
     """
     fmt = getattr(model, "output_fmt", None)
     return str(getattr(fmt, "value", fmt)).upper() == "NHWC"
@@ -129,7 +153,7 @@ class StructuralResolver(LayerResolver):
             raise LayerResolutionError(
                 f"{type(model).__name__} looks like a vision transformer: it declares "
                 "channels-last (B, H, W, C) feature maps (output_fmt='NHWC'), which camkit "
-                f"does not guess the layout of. {TRANSFORMER_HINT}"
+                f"does not guess the layout of. {transformer_hint()}"
             )
         if example is None:
             return None
@@ -143,6 +167,6 @@ class StructuralResolver(LayerResolver):
         if tokens_after >= self.token_outputs_threshold:
             raise LayerResolutionError(
                 f"{type(model).__name__} looks like a vision transformer: its last layers "
-                f"produce token sequences (B, N, C), not spatial maps. {TRANSFORMER_HINT}"
+                f"produce token sequences (B, N, C), not spatial maps. {transformer_hint()}"
             )
         return calls[last].name

@@ -77,6 +77,10 @@ class GradientWeightedCAM(CAMMethod):
 
     Override :meth:`channel_weights` to define a new method; everything else (capture,
     ReLU, normalisation, resizing, rendering) is shared.
+
+    Half-precision captures (``float16``, ``bfloat16``) are computed in ``float32``: the
+    squares and cubes of small gradients, as in Grad-CAM++, underflow to zero in ``float16``
+    and would give empty maps.
     """
 
     @abstractmethod
@@ -84,12 +88,21 @@ class GradientWeightedCAM(CAMMethod):
         """Return the weight ``w_k`` of each channel, shape ``(B, C)``."""
 
     def compute(self, capture: LayerCapture) -> Tensor:
-        weights = self.channel_weights(capture.activations, capture.gradients)
-        expected = capture.activations.shape[:2]
+        activations, gradients = _at_least_float32(capture.activations, capture.gradients)
+        weights = self.channel_weights(activations, gradients)
+        expected = activations.shape[:2]
         if weights.shape != expected:
             raise ValueError(
                 f"{type(self).__name__}.channel_weights returned shape {tuple(weights.shape)}, "
                 f"expected (B, C) = {tuple(expected)}"
             )
-        cam = torch.einsum("bc,bchw->bhw", weights, capture.activations)
+        cam = torch.einsum("bc,bchw->bhw", weights.to(activations.dtype), activations)
         return torch.relu(cam)
+
+
+def _at_least_float32(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """The tensors, with floating types narrower than ``float32`` upcast to it."""
+    return tuple(
+        t.float() if t.is_floating_point() and torch.finfo(t.dtype).bits < 32 else t
+        for t in tensors
+    )

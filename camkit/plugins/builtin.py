@@ -40,4 +40,7 @@ def camkit_register_architectures() -> Mapping[str, str]:
 def camkit_to_spatial(model: nn.Module, layer: str, output: Tensor) -> Tensor | None:
     if output.ndim != 4 or declares_channels_last(model):
         return None
+    module = dict(model.named_modules()).get(layer)
+    if module is not None and declares_channels_last(module):
+        return None
     return output

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import attrs
 import pluggy
+from torch import Tensor
 
 from camkit.errors import (
     CamkitPluginWarning,
@@ -415,7 +416,40 @@ def create_renderer(name: str) -> Renderer:
 
 
 def to_spatial(model: Any, layer: str, output: Any, input_size: tuple[int, int]) -> Any:
-    """Ask the ``camkit_to_spatial`` hook to turn ``output`` into ``(B, C, H, W)``."""
-    return get_plugin_manager().hook.camkit_to_spatial(
-        model=model, layer=layer, output=output, input_size=input_size
+    """Ask the ``camkit_to_spatial`` hook to turn ``output`` into ``(B, C, H, W)``.
+
+    Returns the first non-``None`` answer, or ``None`` when no implementation answers.
+
+    Raises:
+        PluginError: the answer is not a 4-D tensor with the batch size of ``output``; the
+            message names the plugin that gave it.
+    """
+    hook = get_plugin_manager().hook.camkit_to_spatial
+    arguments = {"model": model, "layer": layer, "output": output, "input_size": input_size}
+    result = hook(**arguments)
+    if result is None or (
+        isinstance(result, Tensor) and result.ndim == 4 and result.shape[0] == output.shape[0]
+    ):
+        return result
+    culprit = "unknown"
+    for impl in reversed(hook.get_hookimpls()):
+        if impl.function(**{name: arguments[name] for name in impl.argnames}) is not None:
+            dist = _state.distributions.get(impl.plugin_name)
+            culprit = f"{impl.plugin_name!r} (distribution {dist!r})"
+            break
+    shape = tuple(getattr(result, "shape", ()))
+    raise PluginError(
+        f"the camkit_to_spatial hook of plugin {culprit} turned the output {tuple(output.shape)} "
+        f"of layer {layer!r} into {type(result).__name__} {shape}, not a (B, C, H, W) tensor "
+        f"with B = {output.shape[0]}. Fix or uninstall that plugin, or set "
+        f"{DISABLE_AUTOLOAD_ENV}=1."
     )
+
+
+def resolver_origin(resolver: LayerResolver) -> str:
+    """``"'name' (plugin 'p', distribution 'd')"`` for a registered resolver, for messages."""
+    label = resolver.name or type(resolver).__name__
+    for entry in list_registrations("resolver"):
+        if entry.value is resolver:
+            return f"{label!r} (plugin {entry.plugin!r}, distribution {entry.distribution!r})"
+    return repr(label)
