@@ -32,9 +32,8 @@ __all__ = [
     "plan_outputs",
 ]
 
-#: File extensions taken from folders (any case).
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
-#: Columns of the CSV report, in order.
+"""File extensions taken from folders (any case)."""
 REPORT_COLUMNS = (
     "image",
     "pred_class",
@@ -45,6 +44,7 @@ REPORT_COLUMNS = (
     "heatmap",
     "error",
 )
+"""Columns of the CSV report, in order."""
 
 
 @attrs.frozen

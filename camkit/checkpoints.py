@@ -59,11 +59,6 @@ __all__ = [
     "read_class_names",
 ]
 
-#: Backbone names of the seed project that are not (or no longer) the name of the model it
-#: built, mapped to camkit's constructor name (``"<library>/<name>"``). The seed's other names
-#: (``resnet18``-``resnet152``, ``vgg11``/``13``/``16`` and ``_bn``, ``densenet121``/``161``/
-#: ``169``/``201``, ``efficientnet_b0``-``b7``, ``convnext_tiny``/``small``/``base``,
-#: ``inception_resnet_v2``) are timm and/or torchvision names already.
 SEED_ALIASES: Mapping[str, str] = MappingProxyType(
     {
         # timm has no `mobilenetv2`; the seed's template used torchvision's layout
@@ -73,6 +68,13 @@ SEED_ALIASES: Mapping[str, str] = MappingProxyType(
         "xception": "timm/legacy_xception",
     }
 )
+"""Backbone names of the seed project that are not (or no longer) the name of the model it
+built, mapped to camkit's constructor name (``"<library>/<name>"``). The seed's other
+names (``resnet18``-``resnet152``, ``vgg11``/``13``/``16`` and ``_bn``,
+``densenet121``/``161``/ ``169``/``201``, ``efficientnet_b0``-``b7``,
+``convnext_tiny``/``small``/``base``, ``inception_resnet_v2``) are timm and/or
+torchvision names already.
+"""
 
 _LIBRARIES = ("timm", "torchvision")
 _ID_LINE = re.compile(r"(\d+)\s*,(.*)")

@@ -54,14 +54,15 @@ __all__ = [
     "pointing_game",
 ]
 
-#: A box ``(x0, y0, x1, y1)`` in pixels; ``x1`` and ``y1`` are exclusive.
 Box = tuple[int, int, int, int]
-#: The boxes of a batch: per image, a sequence of boxes or an int ``(N, 4)`` tensor/array.
+"""A box ``(x0, y0, x1, y1)`` in pixels; ``x1`` and ``y1`` are exclusive."""
 Boxes = Sequence[Sequence[Box] | Tensor | NDArray[np.integer[Any]]] | Tensor
+"""The boxes of a batch: per image, a sequence of boxes or an int ``(N, 4)`` tensor/array."""
 
-#: Side and standard deviation (pixels) of the Gaussian blur that starts the insertion
-#: curve, the values of the RISE authors' evaluation code.
 BLUR_SIZE = 11
+"""Side and standard deviation (pixels) of the Gaussian blur that starts the insertion
+curve, the values of the RISE authors' evaluation code.
+"""
 BLUR_SIGMA = 5.0
 
 

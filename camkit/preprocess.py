@@ -30,10 +30,10 @@ __all__ = [
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-#: Anything :meth:`camkit.Explainer.explain` accepts as one image.
 ImageInput = str | os.PathLike[str] | Image.Image | NDArray[Any] | Tensor
-#: A user transform: PIL RGB image in, ``(C, H, W)`` float tensor out.
+"""Anything :meth:`camkit.Explainer.explain` accepts as one image."""
 Transform = Callable[[Image.Image], Tensor]
+"""A user transform: PIL RGB image in, ``(C, H, W)`` float tensor out."""
 
 _INTERPOLATIONS = {
     "nearest": Image.Resampling.NEAREST,
@@ -58,18 +58,32 @@ def _positive_size(_: Any, __: attrs.Attribute[Any], value: tuple[int, int]) -> 
         raise ValueError(f"DataConfig.input_size must be (H, W) with H, W >= 1, got {value!r}")
 
 
-#: How an image is fitted to the input size, see :class:`DataConfig`.
 RESIZE_MODES = ("stretch", "crop", "letterbox")
+"""How an image is fitted to the input size, see :class:`DataConfig`."""
+
+
+def _own_config(module: nn.Module) -> Mapping[str, Any] | None:
+    for attribute in ("pretrained_cfg", "default_cfg"):
+        candidate = getattr(module, attribute, None)
+        if isinstance(candidate, Mapping):
+            return candidate
+    return None
 
 
 def _enforced_input_size(model: nn.Module) -> tuple[int, int] | None:
-    """The only input size a timm patch embedding accepts, if it enforces one."""
-    embed = getattr(model, "patch_embed", None)
-    size = getattr(embed, "img_size", None)
-    if not getattr(embed, "strict_img_size", False) or getattr(model, "dynamic_img_size", False):
+    """The only input size the first timm patch embedding of ``model`` accepts, if it
+    enforces one."""
+    for module in model.modules():
+        embed = getattr(module, "patch_embed", None)
+        if not isinstance(embed, nn.Module):
+            continue
+        size = getattr(embed, "img_size", None)
+        dynamic = getattr(module, "dynamic_img_size", False)
+        if dynamic or not getattr(embed, "strict_img_size", False):
+            return None
+        if isinstance(size, Sequence) and len(size) == 2:
+            return int(size[0]), int(size[1])
         return None
-    if isinstance(size, Sequence) and len(size) == 2:
-        return int(size[0]), int(size[1])
     return None
 
 
@@ -105,29 +119,31 @@ class DataConfig:
         """Read a timm-style ``pretrained_cfg`` (or ``default_cfg``) from any model.
 
         Uses its ``input_size`` ``(C, H, W)``, ``mean``, ``std`` and ``interpolation``;
-        missing keys fall back to ImageNet mean/std at 224×224, bilinear. A timm transformer
-        built for another size (``timm.create_model(..., img_size=256)``) keeps the
-        config's size although it accepts only its own: when the model's ``patch_embed``
+        missing keys fall back to ImageNet mean/std at 224×224, bilinear. A model without a
+        config of its own that wraps one (``nn.Sequential(normalize, timm_model)``, an
+        ensemble) uses the config of the first submodule that has one.
+
+        A timm transformer built for another size (``timm.create_model(..., img_size=256)``)
+        keeps the config's size although it accepts only its own: when a ``patch_embed``
         enforces an ``img_size`` (``strict_img_size``), that size is used.
         """
         cfg: Any = None
-        for attribute in ("pretrained_cfg", "default_cfg"):
-            candidate = getattr(model, attribute, None)
-            if isinstance(candidate, Mapping):
-                cfg = candidate
+        for module in model.modules():
+            cfg = _own_config(module)
+            if cfg is not None:
                 break
         default = cls()
+        enforced = _enforced_input_size(model)
         if cfg is None:
-            return cls(input_size=_enforced_input_size(model) or default.input_size)
+            return cls(input_size=enforced or default.input_size)
         size = cfg.get("input_size")
         input_size = (int(size[-2]), int(size[-1])) if size is not None else default.input_size
-        input_size = _enforced_input_size(model) or input_size
         mean = tuple(float(v) for v in cfg.get("mean", default.mean))
         std = tuple(float(v) for v in cfg.get("std", default.std))
         interpolation = str(cfg.get("interpolation", default.interpolation)).lower()
         if interpolation not in _INTERPOLATIONS:
             interpolation = default.interpolation
-        return cls(input_size, mean, std, interpolation)  # type: ignore[arg-type]
+        return cls(enforced or input_size, mean, std, interpolation)  # type: ignore[arg-type]
 
     def placement(self, original_size: tuple[int, int]) -> Placement:
         """Where an image of ``original_size`` ``(H, W)`` lies in the input."""

@@ -13,11 +13,12 @@ from camkit.errors import ModelOutputError, TargetError
 
 __all__ = ["OutputSelector", "TargetSpec", "select_logits", "target_scores"]
 
-#: What to explain: ``None`` (the predicted class), one class index, one per image, or a
-#: callable mapping the logits ``(B, K)`` to one score per image ``(B,)``.
 TargetSpec = int | Sequence[int] | Callable[[Tensor], Tensor] | None
-#: Selects the class scores ``(B, K)`` from whatever the model's forward returned.
+"""What to explain: ``None`` (the predicted class), one class index, one per image, or a
+callable mapping the logits ``(B, K)`` to one score per image ``(B,)``.
+"""
 OutputSelector = Callable[[Any], Tensor]
+"""Selects the class scores ``(B, K)`` from whatever the model's forward returned."""
 
 
 def select_logits(output: Any) -> Tensor:

@@ -37,13 +37,14 @@ from camkit.preprocess import DataConfig
 
 __all__ = ["EVAL_SEED_START", "INSTANCE_MASS", "MULTI_SEED_START", "MethodScores", "evaluate"]
 
-#: First seed of the evaluation scenes (the demo's training used seeds below 1_000_000, and
-#: its validation seeds lie in 1_000_000..1_001_000).
 EVAL_SEED_START = 2_000_000
-#: First seed of the two-instance scenes.
+"""First seed of the evaluation scenes (the demo's training used seeds below 1_000_000, and
+its validation seeds lie in 1_000_000..1_001_000).
+"""
 MULTI_SEED_START = 3_000_000
-#: Share of the map's mass an instance's box must hold to count as found.
+"""First seed of the two-instance scenes."""
 INSTANCE_MASS = 0.2
+"""Share of the map's mass an instance's box must hold to count as found."""
 
 
 @attrs.frozen

@@ -12,11 +12,9 @@ from camkit.demo.scenes import CLASS_NAMES, SCENE_SIZE
 
 __all__ = ["DEMO_CFG", "WEIGHTS_FILE", "DemoNet", "load_model"]
 
-#: Name of the shipped state dict inside the ``camkit.demo`` package.
 WEIGHTS_FILE = "demonet.pt"
+"""Name of the shipped state dict inside the ``camkit.demo`` package."""
 
-#: timm-style preprocessing config: :meth:`camkit.DataConfig.from_model` reads it, so an
-#: :class:`~camkit.Explainer` preprocesses demo scenes correctly with no transform.
 DEMO_CFG: dict[str, Any] = {
     "architecture": "camkit_demonet",
     "input_size": (3, SCENE_SIZE, SCENE_SIZE),
@@ -25,6 +23,9 @@ DEMO_CFG: dict[str, Any] = {
     "interpolation": "bilinear",
     "num_classes": len(CLASS_NAMES),
 }
+"""timm-style preprocessing config: :meth:`camkit.DataConfig.from_model` reads it, so an
+:class:`~camkit.Explainer` preprocesses demo scenes correctly with no transform.
+"""
 
 
 def _conv_bn(in_channels: int, out_channels: int, stride: int) -> tuple[nn.Conv2d, nn.BatchNorm2d]:

@@ -20,8 +20,6 @@ from camkit.explanation import Explanation
 
 __all__ = ["DEMO_SCENES", "DemoScene", "demo_scenes", "run_demo"]
 
-#: ``(seed, instances, distractor)`` of the scenes the demo shows. Seeds from 1_000_000 on are
-#: never used in training; two scenes force two instances, two force a distractor.
 DEMO_SCENES: tuple[tuple[int, int | None, bool | None], ...] = (
     (4_000_001, 1, False),
     (4_000_002, 2, False),
@@ -32,6 +30,9 @@ DEMO_SCENES: tuple[tuple[int, int | None, bool | None], ...] = (
     (4_000_007, None, None),
     (4_000_008, 1, True),
 )
+"""``(seed, instances, distractor)`` of the scenes the demo shows. Seeds from 1_000_000 on
+are never used in training; two scenes force two instances, two force a distractor.
+"""
 
 
 @attrs.frozen(eq=False)

@@ -17,27 +17,27 @@ from numpy.typing import NDArray
 
 __all__ = ["CLASS_NAMES", "SCENE_SIZE", "Box", "make_scene"]
 
-#: Side of every scene in pixels (scenes are ``SCENE_SIZE × SCENE_SIZE`` RGB).
 SCENE_SIZE = 128
-#: The shape classes, in label order.
+"""Side of every scene in pixels (scenes are ``SCENE_SIZE × SCENE_SIZE`` RGB)."""
 CLASS_NAMES: tuple[str, ...] = ("circle", "square", "triangle", "star")
-#: A pixel box ``(x0, y0, x1, y1)``; ``x1`` and ``y1`` are exclusive.
+"""The shape classes, in label order."""
 Box = tuple[int, int, int, int]
+"""A pixel box ``(x0, y0, x1, y1)``; ``x1`` and ``y1`` are exclusive."""
 
-#: Probability of two instances of the labelled class (when not overridden).
 TWO_INSTANCES_P = 0.25
-#: Probability of a hollow distractor of another class (when not overridden).
+"""Probability of two instances of the labelled class (when not overridden)."""
 DISTRACTOR_P = 0.3
-#: Smallest and largest shape extent (circumscribed-circle diameter) in pixels.
+"""Probability of a hollow distractor of another class (when not overridden)."""
 MIN_SIZE, MAX_SIZE = 18, 40
-#: Largest tilt of a polygon away from upright, in radians (20°).
+"""Smallest and largest shape extent (circumscribed-circle diameter) in pixels."""
 MAX_TILT = math.radians(20.0)
-#: Free pixels kept between the boxes of any two shapes.
+"""Largest tilt of a polygon away from upright, in radians (20°)."""
 _GAP = 3
-#: Sub-pixel bits of the coordinates given to OpenCV's drawing functions.
+"""Free pixels kept between the boxes of any two shapes."""
 _SHIFT = 4
-#: Smallest RGB distance between a shape's colour and the background under it.
+"""Sub-pixel bits of the coordinates given to OpenCV's drawing functions."""
 _MIN_CONTRAST = 90.0
+"""Smallest RGB distance between a shape's colour and the background under it."""
 
 
 def _background(rng: np.random.Generator) -> NDArray[np.float32]:

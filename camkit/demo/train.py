@@ -41,18 +41,18 @@ __all__ = [
     "train",
 ]
 
-#: Seeds of the training scenes. Seeds below 1_000_000 are reserved for training.
 TRAIN_SEEDS = range(0, 8000)
-#: Held-out seeds for the accuracy report; tests and demos use seeds from 1_000_000 up.
+"""Seeds of the training scenes. Seeds below 1_000_000 are reserved for training."""
 VAL_SEEDS = range(1_000_000, 1_001_000)
+"""Held-out seeds for the accuracy report; tests and demos use seeds from 1_000_000 up."""
 DEFAULT_EPOCHS = 8
 BATCH_SIZE = 64
 LEARNING_RATE = 4e-3
 WEIGHT_DECAY = 5e-4
 SEED = 0
 THREADS = 2
-#: Largest accuracy difference (in points) ``--check`` accepts.
 CHECK_TOLERANCE = 1.0
+"""Largest accuracy difference (in points) ``--check`` accepts."""
 
 
 def render_scenes(seeds: Sequence[int]) -> tuple[Tensor, Tensor]:

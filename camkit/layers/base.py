@@ -24,8 +24,8 @@ class LayerResolver(ABC):
     :meth:`resolve`.
     """
 
-    #: Name shown in registry listings.
     name: ClassVar[str] = ""
+    """Name shown in registry listings."""
 
     @abstractmethod
     def resolve(self, model: nn.Module, example: Tensor | None) -> str | None:

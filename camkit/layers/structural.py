@@ -21,14 +21,13 @@ __all__ = [
     "transformer_hint",
 ]
 
-#: What to do about a vision transformer when no plugin handles it.
 TRANSFORMER_HINT = (
     "ViT, DeiT and Swin models need the camkit-vit plugin package: pip install camkit-vit "
     "(in a checkout of camkit: pip install -e plugins/camkit-vit). Other transformers need "
     "layer= and a camkit_to_spatial hook that reshapes that layer's output "
     "(docs/plugins.md)."
 )
-#: The same advice when camkit-vit is installed but did not handle the model or layer.
+"""What to do about a vision transformer when no plugin handles it."""
 TRANSFORMER_HINT_INSTALLED = (
     "camkit-vit is installed but does not handle this model or layer: it covers timm's "
     "ViT, DeiT and Swin, at the layers it picks when layer= is left out or at layers whose "
@@ -36,9 +35,10 @@ TRANSFORMER_HINT_INSTALLED = (
     "and register a camkit_to_spatial hook that reshapes that layer's output "
     "(docs/plugins.md)."
 )
+"""The same advice when camkit-vit is installed but did not handle the model or layer."""
 
-#: The distribution name of the vision-transformer plugin.
 VIT_PLUGIN = "camkit-vit"
+"""The distribution name of the vision-transformer plugin."""
 
 
 def transformer_hint() -> str:
@@ -50,10 +50,11 @@ def transformer_hint() -> str:
     return TRANSFORMER_HINT_INSTALLED if loaded else TRANSFORMER_HINT
 
 
-#: Module types whose output is never a useful target: it only pools, drops or passes
-#: through what another module produced. Matched by class name so that timm's
-#: ``SelectAdaptivePool2d`` and similar wrappers are covered too.
 _PASS_THROUGH_MARKERS = ("Pool", "Dropout", "Identity", "Flatten", "DropPath")
+"""Module types whose output is never a useful target: it only pools, drops or passes
+through what another module produced. Matched by class name so that timm's
+``SelectAdaptivePool2d`` and similar wrappers are covered too.
+"""
 
 
 def _is_pass_through(module: nn.Module) -> bool:
@@ -144,9 +145,10 @@ class StructuralResolver(LayerResolver):
 
     name = "structural"
 
-    #: Number of token-sequence outputs ``(B, N, C)`` after the last spatial map above which
-    #: the model is taken for a transformer.
     token_outputs_threshold = 3
+    """Number of token-sequence outputs ``(B, N, C)`` after the last spatial map above which
+    the model is taken for a transformer.
+    """
 
     def resolve(self, model: nn.Module, example: Tensor | None) -> str | None:
         if declares_channels_last(model):

@@ -50,8 +50,6 @@ _VGG_LAST_CONV = {
     "vgg19_bn": "features.49",
 }
 
-#: The built-in table: timm names as timm spells them, torchvision models as
-#: ``torchvision/<family>`` (see :func:`architecture_name`).
 BUILTIN_ARCHITECTURES: Mapping[str, str] = {
     # ResNet (timm and torchvision layouts share names)
     **{f"resnet{depth}*": "layer4" for depth in (18, 26, 34, 50, 101, 152, 200)},
@@ -78,6 +76,9 @@ BUILTIN_ARCHITECTURES: Mapping[str, str] = {
     # Inception-ResNet v2
     "inception_resnet_v2": "conv2d_7b",
 }
+"""The built-in table: timm names as timm spells them, torchvision models as
+``torchvision/<family>`` (see :func:`architecture_name`).
+"""
 
 _TORCHVISION_FAMILIES = {
     "ResNet": "resnet",

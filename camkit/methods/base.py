@@ -56,10 +56,10 @@ class CAMMethod(ABC):
     override :meth:`GradientWeightedCAM.channel_weights`.
     """
 
-    #: Name under which the method is registered (``Explainer(method=name)``).
     name: ClassVar[str] = ""
-    #: Whether the explainer must compute ``∂y/∂A``; methods that do not need it may say so.
+    """Name under which the method is registered (``Explainer(method=name)``)."""
     needs_gradients: ClassVar[bool] = True
+    """Whether the explainer must compute ``∂y/∂A``; methods that do not need it may say so."""
 
     @abstractmethod
     def compute(self, capture: LayerCapture) -> Tensor:

@@ -25,12 +25,12 @@ if TYPE_CHECKING:
 
 __all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
 
-#: The pluggy project name and the entry-point group.
 PROJECT_NAME = "camkit"
+"""The pluggy project name and the entry-point group."""
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
-#: Decorator for a plugin's hook implementations.
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+"""Decorator for a plugin's hook implementations."""
 
 
 @hookspec

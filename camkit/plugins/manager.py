@@ -57,10 +57,10 @@ __all__ = [
     "unregister_plugin",
 ]
 
-#: Environment variable that, set to ``1``/``true``/``yes``, disables entry-point loading.
 DISABLE_AUTOLOAD_ENV = "CAMKIT_DISABLE_PLUGIN_AUTOLOAD"
-#: Plugin name of camkit's own built-ins.
+"""Environment variable that, set to ``1``/``true``/``yes``, disables entry-point loading."""
 BUILTIN_PLUGIN_NAME = "camkit"
+"""Plugin name of camkit's own built-ins."""
 
 Kind = Literal["method", "renderer", "resolver", "architecture"]
 

@@ -49,8 +49,8 @@ class Renderer(ABC):
     :func:`check_render_inputs` first to validate shapes the same way the built-ins do.
     """
 
-    #: Name under which the renderer is registered (``Explainer(renderer=name)``).
     name: ClassVar[str] = ""
+    """Name under which the renderer is registered (``Explainer(renderer=name)``)."""
 
     @abstractmethod
     def render(

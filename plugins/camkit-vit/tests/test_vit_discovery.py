@@ -30,11 +30,11 @@ def test_plugin_is_loaded_from_the_entry_point() -> None:
     assert info.hooks == ("camkit_register_resolvers", "camkit_to_spatial")
     resolvers = [e for e in camkit.list_registrations("resolver") if e.plugin == "vit"]
     assert [(e.name, e.distribution) for e in resolvers] == [
-        ("vit-last-block-norm1", "camkit-vit"),
+        ("vit-last-block", "camkit-vit"),
         ("swin-last-stage", "camkit-vit"),
     ]
     # asked before camkit's own resolvers
-    assert camkit.list_resolvers()[:2] == ["vit-last-block-norm1", "swin-last-stage"]
+    assert camkit.list_resolvers()[:2] == ["vit-last-block", "swin-last-stage"]
 
 
 def test_camkit_plugins_lists_the_distribution(capsys: pytest.CaptureFixture[str]) -> None:

@@ -150,3 +150,66 @@ def test_model_is_left_as_it_was() -> None:
     assert {name: p.requires_grad for name, p in model.named_parameters()} == grads
     assert all(p.grad is None for p in model.parameters())
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+LAYOUTS = [
+    # name, create kwargs, layer, input (H, W), map (h, w)
+    ("swin_tiny_patch4_window7_224", {}, "patch_embed.proj", (224, 224), (56, 56)),
+    ("swin_tiny_patch4_window7_224", {}, "patch_embed.norm", (224, 224), (56, 56)),
+    ("swin_tiny_patch4_window7_224", {}, "layers.2", (224, 224), (14, 14)),
+    ("vit_tiny_patch16_224", {"dynamic_img_size": True}, "patch_embed.proj", (160, 320), (10, 20)),
+    ("vit_tiny_patch16_224", {"dynamic_img_size": True}, "patch_embed", (160, 320), (10, 20)),
+    ("vit_tiny_patch16_224", {}, "patch_embed", (224, 224), (14, 14)),
+    ("vit_tiny_patch16_224", {}, "blocks.5", (224, 224), (14, 14)),
+]
+
+
+@pytest.mark.parametrize(("name", "create", "layer", "size", "grid"), LAYOUTS)
+def test_each_layer_is_read_in_its_own_layout(
+    name: str, create: dict, layer: str, size: tuple[int, int], grid: tuple[int, int]
+) -> None:
+    """Channels-first convolutions inside Swin or a dynamic ViT's patch embedding stay as
+    they are; channels-last outputs are permuted; a map read the wrong way round would
+    have the shape (C, h) or (w, C)."""
+    model = _model(name, **create)
+    explanation = Explainer(model, layer=layer, device="cpu").explain(torch.rand(3, *size))
+    assert explanation.raw.shape == grid
+    assert explanation.raw.max() > 0
+
+
+@pytest.mark.parametrize(
+    ("name", "create", "layer"),
+    [
+        ("vit_tiny_patch16_224", {"class_token": False, "global_pool": "avg"}, "blocks.11"),
+        ("vit_tiny_patch16_224", {"global_pool": "map"}, "blocks.11"),
+        ("vit_tiny_patch16_224", {"global_pool": "token"}, "blocks.11.norm1"),
+        ("cait_xxs24_224", {}, "blocks.23.norm1"),  # class token added after the blocks
+    ],
+    ids=["avg-pool", "attention-pool", "class-token", "cait"],
+)
+def test_default_layer_follows_the_head(name: str, create: dict, layer: str) -> None:
+    model = _model(name, **create)
+    explanation = Explainer(model, device="cpu").explain(torch.rand(3, 224, 224))
+    assert explanation.layer == layer
+    assert explanation.raw.shape == (14, 14)
+    assert explanation.raw.max() > 0
+
+
+def test_layer_after_the_last_attention_warns_of_an_empty_map() -> None:
+    from camkit import EmptyMapWarning
+
+    model = _model("vit_tiny_patch16_224")
+    with pytest.warns(EmptyMapWarning, match=r"'blocks.11'.*blocks\[-1\].norm1"):
+        explanation = Explainer(model, layer="blocks.11", device="cpu").explain(
+            torch.rand(3, 224, 224)
+        )
+    assert explanation.raw.max() == 0
+
+
+def test_half_precision_vit_map_is_not_empty() -> None:
+    model = _model("vit_tiny_patch16_224")
+    x = torch.rand(3, 224, 224)
+    full = Explainer(model, device="cpu").explain(x)
+    half = Explainer(model.half(), device="cpu").explain(x)
+    assert half.raw.max() > 0
+    assert np.abs(_minmax(half.raw[None]) - _minmax(full.raw[None])).max() < 0.05

@@ -20,6 +20,7 @@ __all__ = [
     "find_owner",
     "is_channels_last_model",
     "is_token_transformer",
+    "map_layout",
     "token_grid",
     "tokens_to_map",
 ]
@@ -119,3 +120,58 @@ def channels_last_to_first(maps: Tensor) -> Tensor:
     if maps.ndim != 4:
         raise ValueError(f"maps must have shape (B, h, w, C), got {tuple(maps.shape)}")
     return maps.permute(0, 3, 1, 2).contiguous()
+
+
+CHANNELS_FIRST_MODULES: tuple[type[nn.Module], ...] = (
+    nn.modules.conv._ConvNd,
+    nn.modules.batchnorm._BatchNorm,
+    nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._MaxPoolNd,
+    nn.modules.pooling._AdaptiveAvgPoolNd,
+    nn.modules.pooling._AdaptiveMaxPoolNd,
+    nn.GroupNorm,
+)
+"""Modules whose 4-D outputs are channels-first whatever model they sit in."""
+
+
+def _declared_format(module: nn.Module) -> str | None:
+    fmt = getattr(module, "output_fmt", None)
+    if fmt is None:
+        return None
+    name = str(getattr(fmt, "value", fmt)).upper()
+    return name if name in ("NHWC", "NCHW") else None
+
+
+def _is_embedding(module: nn.Module) -> bool:
+    """A module that declares its output format and is not a whole model (timm models have
+    ``forward_features``): a patch embedding, channels-first inside."""
+    return _declared_format(module) is not None and not hasattr(module, "forward_features")
+
+
+def map_layout(model: nn.Module, layer: str) -> str | None:
+    """The layout of the 4-D output of ``layer``: ``"NHWC"``, ``"NCHW"``, or ``None`` when
+    camkit-vit has no opinion (the model declares nothing, so it is channels-first).
+
+    In order: the layer's own ``output_fmt`` (timm patch embeddings); a ``LayerNorm`` (it
+    normalises the last dimension, the channels); convolutions, batch norms and poolings
+    (channels-first); anything else inside a patch embedding that declares an ``output_fmt``
+    (it converts its channels-first internals at its end); else channels-last if the
+    enclosing model declares ``output_fmt == "NHWC"`` (Swin's stages, blocks and norms).
+    """
+    modules = dict(model.named_modules())
+    module = modules.get(layer)
+    if module is None:
+        return None
+    declared = _declared_format(module)
+    if declared is not None:
+        return declared
+    if isinstance(module, nn.LayerNorm):
+        return "NHWC"
+    if isinstance(module, CHANNELS_FIRST_MODULES):
+        return "NCHW"
+    embedding = find_owner(model, layer, lambda m: m is not module and _is_embedding(m))
+    if embedding is not None:
+        return "NCHW"
+    if find_owner(model, layer, is_channels_last_model) is not None:
+        return "NHWC"
+    return None

@@ -11,8 +11,8 @@ from torch import Tensor, nn
 from camkit_vit.layout import (
     channels_last_to_first,
     find_owner,
-    is_channels_last_model,
     is_token_transformer,
+    map_layout,
     token_grid,
     tokens_to_map,
 )
@@ -24,14 +24,6 @@ def camkit_register_resolvers() -> Sequence[LayerResolver]:
     return [TokenBlockResolver(), ChannelsLastStageResolver()]
 
 
-def _channels_last_embedding(model: nn.Module, layer: str) -> bool:
-    """A ViT patch embedding that outputs NHWC (models with ``dynamic_img_size=True``)."""
-    module = dict(model.named_modules()).get(layer)
-    fmt = getattr(module, "output_fmt", None)
-    flatten = getattr(module, "flatten", True)
-    return str(getattr(fmt, "value", fmt)).upper() == "NHWC" and not flatten
-
-
 @hookimpl
 def camkit_to_spatial(
     model: nn.Module, layer: str, output: Tensor, input_size: tuple[int, int]
@@ -40,15 +32,18 @@ def camkit_to_spatial(
         owner = find_owner(model, layer, is_token_transformer)
         if owner is None:
             return None
-        name, transformer = owner[0], cast(Any, owner[1])
-        embedding = f"{name}.patch_embed" if name else "patch_embed"
-        before_prefix = layer == embedding or layer.startswith(embedding + ".")
-        # the patch embedding's tokens come before the prefix tokens are prepended
-        prefix_tokens = 0 if before_prefix else int(transformer.num_prefix_tokens)
-        return tokens_to_map(output, prefix_tokens, token_grid(transformer, input_size))
-    if output.ndim == 4 and (
-        find_owner(model, layer, is_channels_last_model) is not None
-        or _channels_last_embedding(model, layer)
-    ):
-        return channels_last_to_first(output)
+        transformer = cast(Any, owner[1])
+        grid = token_grid(transformer, input_size)
+        prefix_tokens = int(transformer.num_prefix_tokens)
+        if output.shape[1] == grid[0] * grid[1]:
+            # patch tokens alone: the patch embedding's output, before the prefix tokens are
+            # prepended, or a model that adds its class token after the blocks (CaiT)
+            prefix_tokens = 0
+        return tokens_to_map(output, prefix_tokens, grid)
+    if output.ndim == 4:
+        layout = map_layout(model, layer)
+        if layout == "NHWC":
+            return channels_last_to_first(output)
+        if layout == "NCHW":
+            return output
     return None

@@ -18,16 +18,19 @@ def _join(prefix: str, name: str) -> str:
 
 
 class TokenBlockResolver(LayerResolver):
-    """ViT and DeiT: the first norm (``norm1``) of the last transformer block.
+    """ViT, DeiT and kin: the last transformer block, or its first norm for class-token heads.
 
-    With a class-token head, the output of the last block reaches the score only through
-    the prefix tokens, so the gradients at its patch tokens are zero and the map would be
-    empty. ``blocks[-1].norm1`` sits before the last attention, which mixes the patch
-    tokens into the class token: it is the layer commonly used for ViT Grad-CAM. A last
-    block without ``norm1`` is used as a whole.
+    A model whose head reads the class token (``global_pool == "token"``: ViT, DeiT, the
+    distilled DeiT, CaiT) gets ``blocks[-1].norm1``. After the last block such a head reads
+    only the prefix tokens, so the gradient at the last block's patch tokens is exactly zero
+    and its map would be empty; ``norm1`` sits before the last attention, which mixes the
+    patch tokens into the class token. It is the layer commonly used for ViT Grad-CAM. A
+    model that pools the patch tokens (``"avg"``, ``"map"``, …: BEiT, EVA, the ``*_gap``
+    ViTs) gets the last block's output, whose patch tokens all reach the score. A last block
+    without ``norm1`` is used as a whole.
     """
 
-    name = "vit-last-block-norm1"
+    name = "vit-last-block"
 
     def resolve(self, model: nn.Module, example: Tensor | None) -> str | None:
         owner = find_owner(model, None, is_token_transformer)
@@ -37,8 +40,11 @@ class TokenBlockResolver(LayerResolver):
         blocks: Any = transformer.blocks  # checked by is_token_transformer
         last = len(blocks) - 1
         block = _join(prefix, f"blocks.{last}")
+        reads_class_token = getattr(transformer, "global_pool", "token") == "token"
         norm = getattr(blocks[last], "norm1", None)
-        return f"{block}.norm1" if isinstance(norm, nn.Module) else block
+        if reads_class_token and isinstance(norm, nn.Module):
+            return f"{block}.norm1"
+        return block
 
 
 class ChannelsLastStageResolver(LayerResolver):
