@@ -185,7 +185,9 @@ class Explainer:
                 return parameter.dtype
         return torch.float32
 
-    def _prepare(self, item: Any) -> tuple[Tensor, NDArray[np.uint8], Placement]:
+    def _prepare(self, item: Any) -> tuple[Tensor, NDArray[np.uint8] | None, Placement]:
+        """The model input, the RGB image (``None`` for tensors: made later, batched) and
+        where the image lies in the input."""
         if isinstance(item, Tensor):
             if item.ndim == 4 and item.shape[0] == 1:
                 item = item[0]
@@ -195,7 +197,7 @@ class Explainer:
                     f"{tuple(item.shape)}; use explain_batch for (N, C, H, W)"
                 )
             size = (int(item.shape[1]), int(item.shape[2]))
-            return item, self.data_config.to_image(item), Placement.stretch(size, size)
+            return item, None, Placement.stretch(size, size)
         image = load_rgb(item)
         if self.transform is None:
             tensor, placement = self.data_config.prepare(image)
@@ -260,6 +262,10 @@ class Explainer:
                 "resize the tensors or explain them separately"
             )
         batch = torch.stack([tensor for tensor, _, _ in prepared]).to(self.device, self._dtype())
+        from_tensors = [i for i, (_, image, _) in enumerate(prepared) if image is None]
+        # de-normalised on the device, one transfer of uint8 pixels
+        made = iter(self.data_config.to_images(batch[from_tensors]) if from_tensors else [])
+        images = [next(made) if image is None else image for _, image, _ in prepared]
         with explanation_mode(self.model):
             layer = self._resolve(batch)
             input_size = (int(batch.shape[-2]), int(batch.shape[-1]))
@@ -284,7 +290,7 @@ class Explainer:
         raw_maps = raw.detach().float().cpu().numpy()
         scores = result.capture.scores.float().cpu().tolist()
         explanations = []
-        for i, (_, image, placement) in enumerate(prepared):
+        for i, ((_, _, placement), image) in enumerate(zip(prepared, images, strict=True)):
             cam = normalize_map(map_to_original(raw_maps[i], placement))
             explanations.append(
                 Explanation(

@@ -193,16 +193,25 @@ class DataConfig:
 
         Tensors with another channel count are min-max scaled into a grey image.
         """
-        data = tensor.detach().float().cpu()
-        if data.shape[0] == 3:
-            mean = torch.tensor(self.mean).view(3, 1, 1)
-            std = torch.tensor(self.std).view(3, 1, 1)
+        return self.to_images(tensor[None])[0]
+
+    def to_images(self, batch: Tensor) -> list[NDArray[np.uint8]]:
+        """:meth:`to_image` of every image of a ``(B, C, H, W)`` batch.
+
+        Computed on the batch's device; only the uint8 pixels are copied to the CPU.
+        """
+        data = batch.detach().float()
+        if data.shape[1] == 3:
+            mean = torch.tensor(self.mean, device=data.device).view(1, 3, 1, 1)
+            std = torch.tensor(self.std, device=data.device).view(1, 3, 1, 1)
             rgb = (data * std + mean).clamp(0, 1)
         else:
-            grey = data.mean(dim=0, keepdim=True)
-            grey = (grey - grey.min()) / (grey.max() - grey.min()).clamp(min=1e-12)
-            rgb = grey.expand(3, -1, -1)
-        return np.rint(rgb.permute(1, 2, 0).numpy() * 255.0).astype(np.uint8)
+            grey = data.mean(dim=1, keepdim=True)
+            low = grey.amin(dim=(2, 3), keepdim=True)
+            high = grey.amax(dim=(2, 3), keepdim=True)
+            rgb = ((grey - low) / (high - low).clamp(min=1e-12)).expand(-1, 3, -1, -1)
+        pixels = torch.round(rgb * 255.0).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        return [np.ascontiguousarray(image) for image in pixels]
 
 
 def _array_to_rgb(array: NDArray[Any]) -> NDArray[np.uint8]:

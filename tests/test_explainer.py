@@ -470,3 +470,16 @@ def test_class_names_give_pred_name(model: nn.Module) -> None:
     result = Explainer(model, class_names=["cat", "dog", "fox"]).explain(x)
     assert result.pred_name == ["cat", "dog", "fox"][result.pred_class]
     assert Explainer(model).explain(x).pred_name is None
+
+
+def test_tensor_inputs_are_de_normalised_for_the_overlay() -> None:
+    config = DataConfig(input_size=(6, 7), mean=(0.5, 0.25, 0.0), std=(0.5, 0.25, 1.0))
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 6, 7, 3), dtype=np.uint8)
+    tensors = torch.stack([config.to_tensor(p) for p in pixels])
+    explainer = Explainer(SmallCNN(), layer="body", data_config=config, device="cpu")
+    explanations = explainer.explain_batch([tensors[0], pixels[1], tensors[1]])
+    np.testing.assert_array_equal(explanations[0].image, pixels[0])
+    np.testing.assert_array_equal(explanations[1].image, pixels[1])
+    np.testing.assert_array_equal(explanations[2].image, pixels[1])
+    grey = config.to_images(torch.tensor([[[[0.0, 2.0], [4.0, 1.0]]]]))[0]
+    assert grey[:, :, 0].tolist() == [[0, 128], [255, 64]] and (grey[..., 1] == grey[..., 0]).all()
