@@ -261,7 +261,10 @@ class Explainer:
                 f"images of one batch must preprocess to the same shape, got {sorted(shapes)}; "
                 "resize the tensors or explain them separately"
             )
-        batch = torch.stack([tensor for tensor, _, _ in prepared]).to(self.device, self._dtype())
+        if isinstance(imgs, Tensor):  # already a batch: no split and re-stack
+            batch = imgs.to(self.device, self._dtype())
+        else:
+            batch = torch.stack([t for t, _, _ in prepared]).to(self.device, self._dtype())
         from_tensors = [i for i, (_, image, _) in enumerate(prepared) if image is None]
         # de-normalised on the device, one transfer of uint8 pixels
         made = iter(self.data_config.to_images(batch[from_tensors]) if from_tensors else [])

@@ -202,16 +202,16 @@ class DataConfig:
         """
         data = batch.detach().float()
         if data.shape[1] == 3:
-            mean = torch.tensor(self.mean, device=data.device).view(1, 3, 1, 1)
-            std = torch.tensor(self.std, device=data.device).view(1, 3, 1, 1)
-            rgb = (data * std + mean).clamp(0, 1)
+            mean = torch.tensor(self.mean, device=data.device).view(1, 3, 1, 1) * 255.0
+            std = torch.tensor(self.std, device=data.device).view(1, 3, 1, 1) * 255.0
+            levels = torch.addcmul(mean, data, std)  # (x · std + mean) · 255 in one pass
         else:
             grey = data.mean(dim=1, keepdim=True)
             low = grey.amin(dim=(2, 3), keepdim=True)
             high = grey.amax(dim=(2, 3), keepdim=True)
-            rgb = ((grey - low) / (high - low).clamp(min=1e-12)).expand(-1, 3, -1, -1)
-        pixels = torch.round(rgb * 255.0).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        return [np.ascontiguousarray(image) for image in pixels]
+            levels = (grey - low) * (255.0 / (high - low).clamp(min=1e-12))
+        pixels = levels.clamp_(0.0, 255.0).round_().to(torch.uint8).expand(-1, 3, -1, -1)
+        return list(pixels.permute(0, 2, 3, 1).contiguous().cpu().numpy())
 
 
 def _array_to_rgb(array: NDArray[Any]) -> NDArray[np.uint8]:
