@@ -15,7 +15,7 @@ from camkit.capture import capture_layer, explanation_mode
 from camkit.device import DeviceLike, select_device
 from camkit.errors import InputError, LayerNotFoundError, LayerResolutionError, PluginError
 from camkit.explanation import Explanation
-from camkit.geometry import Placement, map_to_original
+from camkit.geometry import Placement, maps_to_original
 from camkit.layers.base import get_layer, layer_name_of
 from camkit.methods.base import CAMMethod
 from camkit.plugins.manager import (
@@ -29,14 +29,33 @@ from camkit.preprocess import DataConfig, ImageInput, Transform, as_batch_list, 
 from camkit.render.base import Renderer
 from camkit.targets import OutputSelector, TargetSpec, select_logits
 
-__all__ = ["Explainer", "normalize_map"]
+__all__ = ["Explainer", "normalize_map", "normalize_maps"]
 
 
 def normalize_map(raw: NDArray[np.floating]) -> NDArray[np.float32]:
     """Min-max normalise a map into ``[0, 1]``; a constant map becomes all zeros."""
-    shifted = raw.astype(np.float32) - np.float32(raw.min())
-    peak = float(shifted.max())
-    return shifted / np.float32(peak) if peak > 0 else np.zeros_like(shifted)
+    maps = torch.from_numpy(raw.astype(np.float32))[None]
+    result: NDArray[np.float32] = normalize_maps(maps)[0].numpy()
+    return result
+
+
+def normalize_maps(maps: Tensor) -> Tensor:
+    """:func:`normalize_map` of each map of a ``(B, H, W)`` batch, on its device."""
+    shifted = maps - maps.amin(dim=(1, 2), keepdim=True)
+    peak = shifted.amax(dim=(1, 2), keepdim=True)
+    return torch.where(peak > 0, shifted / peak.clamp(min=torch.finfo(maps.dtype).tiny), 0.0)
+
+
+def _maps_on_originals(raw: Tensor, placements: Sequence[Placement]) -> list[NDArray[np.float32]]:
+    """Normalised maps on the original images, computed on the maps' device, one batched
+    product per distinct placement, and one transfer each."""
+    cams: list[NDArray[np.float32] | None] = [None] * len(placements)
+    for placement in dict.fromkeys(placements):
+        group = [i for i, p in enumerate(placements) if p == placement]
+        mapped = normalize_maps(maps_to_original(raw[group], placement)).cpu().numpy()
+        for index, cam in zip(group, mapped, strict=True):
+            cams[index] = cam
+    return [cam for cam in cams if cam is not None]
 
 
 def _make_method(method: str | CAMMethod | type[CAMMethod]) -> CAMMethod:
@@ -290,24 +309,25 @@ class Explainer:
             )
         probabilities = torch.softmax(result.logits.float(), dim=1)
         confidence, predicted = probabilities.max(dim=1)
-        raw_maps = raw.detach().float().cpu().numpy()
+        raw_float = raw.detach().float()
+        cams = _maps_on_originals(raw_float, [placement for _, _, placement in prepared])
+        raw_maps = raw_float.cpu().numpy()
         scores = result.capture.scores.float().cpu().tolist()
-        explanations = []
-        for i, ((_, _, placement), image) in enumerate(zip(prepared, images, strict=True)):
-            cam = normalize_map(map_to_original(raw_maps[i], placement))
-            explanations.append(
-                Explanation(
-                    cam=cam,
-                    raw=raw_maps[i].astype(np.float32),
-                    pred_class=int(predicted[i]),
-                    confidence=float(confidence[i]),
-                    target=result.targets[i],
-                    target_score=float(scores[i]),
-                    layer=layer,
-                    method=self.method_name,
-                    image=image,
-                    renderer=self.renderer,
-                    pred_name=self.class_name(int(predicted[i])),
-                )
+        classes: list[int] = predicted.cpu().tolist()
+        confidences: list[float] = confidence.cpu().tolist()
+        return [
+            Explanation(
+                cam=cams[i],
+                raw=raw_maps[i],
+                pred_class=classes[i],
+                confidence=confidences[i],
+                target=result.targets[i],
+                target_score=float(scores[i]),
+                layer=layer,
+                method=self.method_name,
+                image=images[i],
+                renderer=self.renderer,
+                pred_name=self.class_name(classes[i]),
             )
-        return explanations
+            for i in range(len(prepared))
+        ]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import attrs
 import numpy as np
+import torch
 from numpy.typing import NDArray
+from torch import Tensor
 
-__all__ = ["Placement", "map_to_original"]
+__all__ = ["Placement", "map_to_original", "maps_to_original"]
 
 
 @attrs.frozen
@@ -59,6 +61,23 @@ def _axis_matrix(
     return weights, inside
 
 
+def maps_to_original(raw: Tensor, placement: Placement) -> Tensor:
+    """:func:`map_to_original` of a batch ``(B, h, w)`` of maps with the same placement, on
+    the maps' device and in their dtype: two matrix products. Returns ``(B, H, W)``."""
+    height, width = placement.original_size
+    raw_h, raw_w = raw.shape[-2:]
+    rows, inside_rows = _axis_matrix(
+        height, raw_h, placement.input_size[0], placement.scale_y, placement.offset_y
+    )
+    cols, inside_cols = _axis_matrix(
+        width, raw_w, placement.input_size[1], placement.scale_x, placement.offset_x
+    )
+    # pixels outside the input get 0: their rows of the interpolation weights are zeroed
+    left = torch.as_tensor(rows * inside_rows[:, None], dtype=raw.dtype, device=raw.device)
+    right = torch.as_tensor(cols * inside_cols[:, None], dtype=raw.dtype, device=raw.device)
+    return left @ raw @ right.T
+
+
 def map_to_original(raw: NDArray[np.floating], placement: Placement) -> NDArray[np.float32]:
     """Resample a layer-resolution map ``(h, w)`` onto the original image ``(H, W)``.
 
@@ -66,15 +85,6 @@ def map_to_original(raw: NDArray[np.floating], placement: Placement) -> NDArray[
     ``INTER_LINEAR`` with half-pixel centres) at the input position of every original pixel.
     Original pixels that fall outside the input (cropped away) get 0. Not normalised.
     """
-    height, width = placement.original_size
-    raw_h, raw_w = raw.shape
-    rows, inside_rows = _axis_matrix(
-        height, raw_h, placement.input_size[0], placement.scale_y, placement.offset_y
-    )
-    cols, inside_cols = _axis_matrix(
-        width, raw_w, placement.input_size[1], placement.scale_x, placement.offset_x
-    )
-    mapped = rows @ raw.astype(np.float64) @ cols.T
-    mapped *= np.outer(inside_rows, inside_cols)
-    result: NDArray[np.float32] = mapped.astype(np.float32)
+    mapped = maps_to_original(torch.from_numpy(raw.astype(np.float64))[None], placement)
+    result: NDArray[np.float32] = mapped[0].float().numpy()
     return result
