@@ -58,8 +58,10 @@ class PluginConflictError(CamkitError, ValueError):
 
 
 class PluginError(CamkitError, RuntimeError):
-    """A plugin registered at run time is invalid: an unknown hook name, or a registration
-    hook that raised or returned the wrong type."""
+    """A plugin is invalid: one registered at run time has an unknown hook name or a
+    registration hook that raised or returned the wrong type; or, at explanation time, a
+    plugin's resolver chose a layer the model lacks, or its ``camkit_to_spatial`` answered
+    something other than a ``(B, C, H, W)`` tensor. The message names the plugin."""
 
 
 class CheckpointError(CamkitError, ValueError):
