@@ -126,6 +126,13 @@ def capture_layer(
             "camkit_to_spatial hook turns into a spatial map (B, C, H, W); pass a "
             f"convolutional layer instead. {transformer_hint()}"
         )
+    if activation_map.shape[0] != inputs.shape[0]:
+        raise LayerResolutionError(
+            f"layer {layer!r} gives maps of shape {tuple(activation_map.shape)} for a batch "
+            f"of {inputs.shape[0]} images: its first dimension is not the batch (attention "
+            "windows or heads, for instance). Choose a layer whose output has one map per "
+            "image."
+        )
     if needs_gradients:
         _warn_if_empty(gradient_map, layer)
     capture = LayerCapture(activation_map, gradient_map, scores.detach(), layer)

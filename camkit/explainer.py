@@ -34,27 +34,38 @@ __all__ = ["Explainer", "normalize_map", "normalize_maps"]
 
 def normalize_map(raw: NDArray[np.floating]) -> NDArray[np.float32]:
     """Min-max normalise a map into ``[0, 1]``; a constant map becomes all zeros."""
-    maps = torch.from_numpy(raw.astype(np.float32))[None]
-    result: NDArray[np.float32] = normalize_maps(maps)[0].numpy()
-    return result
+    shifted = raw.astype(np.float32) - np.float32(raw.min())
+    peak = float(shifted.max())
+    return shifted / np.float32(peak) if peak > 0 else np.zeros_like(shifted)
 
 
 def normalize_maps(maps: Tensor) -> Tensor:
-    """:func:`normalize_map` of each map of a ``(B, H, W)`` batch, on its device."""
-    shifted = maps - maps.amin(dim=(1, 2), keepdim=True)
-    peak = shifted.amax(dim=(1, 2), keepdim=True)
-    return torch.where(peak > 0, shifted / peak.clamp(min=torch.finfo(maps.dtype).tiny), 0.0)
+    """Min-max normalise each map of a ``(B, H, W)`` batch in place, on its device, as
+    :func:`normalize_map` does; returns ``maps``."""
+    maps.sub_(maps.amin(dim=(1, 2), keepdim=True))
+    peak = maps.amax(dim=(1, 2), keepdim=True)
+    return maps.div_(torch.where(peak > 0, peak, 1.0))
+
+
+#: Most map pixels resized at once on the device (64 MiB of float32).
+_POSTPROCESS_ELEMENTS = 1 << 24
 
 
 def _maps_on_originals(raw: Tensor, placements: Sequence[Placement]) -> list[NDArray[np.float32]]:
-    """Normalised maps on the original images, computed on the maps' device, one batched
-    product per distinct placement, and one transfer each."""
+    """Normalised maps on the original images, computed on the maps' device in batched
+    products, one per distinct placement and chunk, each chunk moved to the CPU at once.
+    Chunks hold at most :data:`_POSTPROCESS_ELEMENTS` pixels, so large photographs are done
+    one by one; every returned map is an array of its own."""
     cams: list[NDArray[np.float32] | None] = [None] * len(placements)
     for placement in dict.fromkeys(placements):
         group = [i for i, p in enumerate(placements) if p == placement]
-        mapped = normalize_maps(maps_to_original(raw[group], placement)).cpu().numpy()
-        for index, cam in zip(group, mapped, strict=True):
-            cams[index] = cam
+        pixels = placement.original_size[0] * placement.original_size[1]
+        step = max(1, _POSTPROCESS_ELEMENTS // max(pixels, 1))
+        for start in range(0, len(group), step):
+            chunk = group[start : start + step]
+            mapped = normalize_maps(maps_to_original(raw[chunk], placement)).cpu().numpy()
+            for index, cam in zip(chunk, mapped, strict=True):
+                cams[index] = cam if len(chunk) == 1 else cam.copy()
     return [cam for cam in cams if cam is not None]
 
 
@@ -280,13 +291,18 @@ class Explainer:
                 f"images of one batch must preprocess to the same shape, got {sorted(shapes)}; "
                 "resize the tensors or explain them separately"
             )
-        if isinstance(imgs, Tensor):  # already a batch: no split and re-stack
-            batch = imgs.to(self.device, self._dtype())
-        else:
-            batch = torch.stack([t for t, _, _ in prepared]).to(self.device, self._dtype())
+        # a batch tensor is not split and re-stacked; it is copied, so that in-place
+        # operations of the model never reach the caller's tensor
+        stacked = imgs if isinstance(imgs, Tensor) else torch.stack([t for t, _, _ in prepared])
+        batch = stacked.to(self.device, self._dtype(), copy=True)
         from_tensors = [i for i, (_, image, _) in enumerate(prepared) if image is None]
-        # de-normalised on the device, one transfer of uint8 pixels
-        made = iter(self.data_config.to_images(batch[from_tensors]) if from_tensors else [])
+        # de-normalised from the caller's values (before any cast to the model's dtype) on
+        # the model's device, one transfer of uint8 pixels
+        made = iter(
+            self.data_config.to_images(stacked[from_tensors].to(self.device))
+            if from_tensors
+            else []
+        )
         images = [next(made) if image is None else image for _, image, _ in prepared]
         with explanation_mode(self.model):
             layer = self._resolve(batch)

@@ -483,3 +483,41 @@ def test_tensor_inputs_are_de_normalised_for_the_overlay() -> None:
     np.testing.assert_array_equal(explanations[2].image, pixels[1])
     grey = config.to_images(torch.tensor([[[[0.0, 2.0], [4.0, 1.0]]]]))[0]
     assert grey[:, :, 0].tolist() == [[0, 128], [255, 64]] and (grey[..., 1] == grey[..., 0]).all()
+
+
+def test_the_callers_batch_tensor_is_not_changed() -> None:
+    model = nn.Sequential(
+        nn.ReLU(inplace=True),
+        nn.Conv2d(3, 4, 3),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    )
+    batch = torch.randn(2, 3, 16, 16)
+    before = batch.clone()
+    Explainer(model, layer="1", device="cpu").explain_batch(batch)
+    assert torch.equal(batch, before)
+
+
+def test_normalisation_of_tiny_maps_reaches_one() -> None:
+    from camkit.explainer import normalize_map, normalize_maps
+
+    tiny = np.array([[0.0, 1e-39], [5e-40, 0.0]], dtype=np.float32)
+    assert normalize_map(tiny).max() == 1.0
+    assert float(normalize_maps(torch.from_numpy(tiny)[None].clone()).max()) == 1.0
+    assert not normalize_maps(torch.zeros(1, 2, 2)).any()
+
+
+def test_large_maps_are_post_processed_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from camkit import explainer as module
+    from camkit.geometry import Placement
+
+    raw = torch.rand(5, 3, 4)
+    placements = [Placement.stretch((30, 40), (3, 4))] * 4 + [Placement.stretch((9, 9), (3, 4))]
+    whole = module._maps_on_originals(raw, placements)
+    monkeypatch.setattr(module, "_POSTPROCESS_ELEMENTS", 2 * 30 * 40)
+    chunked = module._maps_on_originals(raw, placements)
+    assert [c.shape for c in chunked] == [(30, 40)] * 4 + [(9, 9)]
+    for a, b in zip(whole, chunked, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert b.base is None or b.base.size == b.size  # no view into a whole chunk

@@ -256,9 +256,9 @@ class ChannelsLast(nn.Module):
 
 def test_channels_last_model_is_not_read_as_channels_first() -> None:
     model = ChannelsLast()
-    with pytest.raises(LayerResolutionError, match=r"channels-last.*pip install camkit-vit"):
+    with pytest.raises(LayerResolutionError, match=r"channels-last.*camkit-vit"):
         Explainer(model).explain(torch.rand(3, 16, 16))
-    with pytest.raises(LayerResolutionError, match=r"\(1, 4, 4, 8\).*pip install camkit-vit"):
+    with pytest.raises(LayerResolutionError, match=r"\(1, 4, 4, 8\).*camkit-vit"):
         Explainer(model, layer="stage").explain(torch.rand(3, 16, 16))
 
 
@@ -278,7 +278,50 @@ class ChannelsLastEmbedding(nn.Module):
 def test_channels_last_layer_of_a_plain_model_is_refused() -> None:
     model = nn.Sequential(ChannelsLastEmbedding(), nn.Flatten(1), nn.LazyLinear(2))
     model(torch.zeros(1, 3, 16, 16))
-    with pytest.raises(LayerResolutionError, match=r"\(1, 4, 4, 8\).*pip install camkit-vit"):
+    with pytest.raises(LayerResolutionError, match=r"\(1, 4, 4, 8\).*camkit-vit"):
         Explainer(model, layer="0").explain(torch.rand(3, 16, 16))
     # its convolution is channels-first and works
     assert Explainer(model, layer="0.proj").explain(torch.rand(3, 16, 16)).raw.shape == (4, 4)
+
+
+@pytest.mark.parametrize(
+    ("installed", "autoload_off", "advice"),
+    [
+        (False, True, "pip install camkit-vit"),
+        (True, True, "camkit-vit is installed but not loaded, because CAMKIT_DISABLE"),
+        (False, False, "pip install camkit-vit"),
+    ],
+)
+def test_transformer_advice_fits_the_installation(
+    installed: bool, autoload_off: bool, advice: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from camkit.layers import structural
+    from camkit.plugins import manager
+
+    monkeypatch.setattr(structural, "_installed", lambda distribution: installed)
+    if not autoload_off:
+        monkeypatch.delenv("CAMKIT_DISABLE_PLUGIN_AUTOLOAD")
+        monkeypatch.setattr(manager.importlib.metadata, "entry_points", lambda group: [])
+    with pytest.raises(LayerResolutionError, match=advice):
+        Explainer(ChannelsLast()).explain(torch.rand(3, 16, 16))
+
+
+class WindowBatched(nn.Module):
+    """A layer whose output folds 2x2 windows into the batch, as Swin's attention does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.windows = nn.Identity()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        y = self.conv(x).reshape(b, 4, 2, h // 2, 2, w // 2).permute(0, 2, 4, 1, 3, 5)
+        y = self.windows(y.reshape(b * 4, 4, h // 2, w // 2))
+        return self.fc(y.reshape(b, 4, 4, -1).mean(dim=(1, 3)))
+
+
+def test_maps_whose_first_dimension_is_not_the_batch_are_refused() -> None:
+    with pytest.raises(LayerResolutionError, match=r"\(8, 4, 4, 4\) for a batch of 2 images"):
+        Explainer(WindowBatched(), layer="windows").explain_batch(torch.rand(2, 3, 8, 8))

@@ -425,3 +425,20 @@ def test_empty_gradient_map_warns() -> None:
     with pytest.warns(camkit.EmptyMapWarning, match=r"'body' for 1 of 1 images"):
         explanation = Explainer(Blind(), layer="body").explain(torch.rand(3, 8, 8))
     assert explanation.raw.max() == 0
+
+
+def test_culprit_is_found_past_a_wrapper() -> None:
+    class Logger:
+        @hookimpl(wrapper=True)
+        def camkit_to_spatial(self, output: Tensor) -> Any:
+            return (yield)
+
+    class Bad:
+        @hookimpl
+        def camkit_to_spatial(self, output: Tensor) -> Any:
+            return output.flatten(2)
+
+    camkit.register_plugin(Bad(), name="bad-test")
+    camkit.register_plugin(Logger(), name="logger-test")
+    with pytest.raises(PluginError, match=r"plugin 'bad-test'"):
+        Explainer(SmallCNN(), layer="body").explain(torch.rand(3, 32, 32))

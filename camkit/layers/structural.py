@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from typing import Any
 
 import attrs
@@ -44,10 +45,24 @@ VIT_PLUGIN = "camkit-vit"
 def transformer_hint() -> str:
     """What to do about a transformer layout camkit cannot read, depending on whether the
     camkit-vit plugin is loaded."""
-    from camkit.plugins.manager import list_plugins  # the manager imports this module
+    from camkit.plugins.manager import DISABLE_AUTOLOAD_ENV, _autoload_disabled, list_plugins
 
-    loaded = any(plugin.distribution == VIT_PLUGIN for plugin in list_plugins())
-    return TRANSFORMER_HINT_INSTALLED if loaded else TRANSFORMER_HINT
+    if any(plugin.distribution == VIT_PLUGIN for plugin in list_plugins()):
+        return TRANSFORMER_HINT_INSTALLED
+    if _autoload_disabled() and _installed(VIT_PLUGIN):
+        return (
+            f"camkit-vit is installed but not loaded, because {DISABLE_AUTOLOAD_ENV} is set: "
+            "unset it, or register camkit_vit.plugin with camkit.register_plugin."
+        )
+    return TRANSFORMER_HINT
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 _PASS_THROUGH_MARKERS = ("Pool", "Dropout", "Identity", "Flatten", "DropPath")

@@ -421,18 +421,20 @@ def to_spatial(model: Any, layer: str, output: Any, input_size: tuple[int, int])
     Returns the first non-``None`` answer, or ``None`` when no implementation answers.
 
     Raises:
-        PluginError: the answer is not a 4-D tensor with the batch size of ``output``; the
-            message names the plugin that gave it.
+        PluginError: the answer is not a 4-D tensor; the message names the plugin that
+            gave it.
     """
     hook = get_plugin_manager().hook.camkit_to_spatial
     arguments = {"model": model, "layer": layer, "output": output, "input_size": input_size}
     result = hook(**arguments)
-    if result is None or (
-        isinstance(result, Tensor) and result.ndim == 4 and result.shape[0] == output.shape[0]
-    ):
+    if result is None or (isinstance(result, Tensor) and result.ndim == 4):
         return result
+    # Find who answered by asking the implementations again, in pluggy's order (the error
+    # path only; wrappers are skipped, they do not answer).
     culprit = "unknown"
     for impl in reversed(hook.get_hookimpls()):
+        if impl.wrapper or impl.hookwrapper:
+            continue
         if impl.function(**{name: arguments[name] for name in impl.argnames}) is not None:
             dist = _state.distributions.get(impl.plugin_name)
             culprit = f"{impl.plugin_name!r} (distribution {dist!r})"
@@ -440,8 +442,8 @@ def to_spatial(model: Any, layer: str, output: Any, input_size: tuple[int, int])
     shape = tuple(getattr(result, "shape", ()))
     raise PluginError(
         f"the camkit_to_spatial hook of plugin {culprit} turned the output {tuple(output.shape)} "
-        f"of layer {layer!r} into {type(result).__name__} {shape}, not a (B, C, H, W) tensor "
-        f"with B = {output.shape[0]}. Fix or uninstall that plugin, or set "
+        f"of layer {layer!r} into {type(result).__name__} {shape}, not a (B, C, H, W) "
+        "tensor. Fix or uninstall that plugin, or set "
         f"{DISABLE_AUTOLOAD_ENV}=1."
     )
 

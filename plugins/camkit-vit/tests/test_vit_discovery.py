@@ -54,5 +54,6 @@ def test_without_the_plugin_the_error_names_it(name: str, monkeypatch: pytest.Mo
     monkeypatch.setenv("CAMKIT_DISABLE_PLUGIN_AUTOLOAD", "1")
     camkit.plugins.reset_plugins()
     model = timm.create_model(name)
-    with pytest.raises(LayerResolutionError, match=r"vision transformer.*pip install camkit-vit"):
+    advice = r"vision transformer.*camkit-vit is installed but not loaded"
+    with pytest.raises(LayerResolutionError, match=advice):
         Explainer(model).explain(torch.rand(3, 224, 224))

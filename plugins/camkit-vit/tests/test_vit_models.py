@@ -159,6 +159,8 @@ LAYOUTS = [
     ("swin_tiny_patch4_window7_224", {}, "layers.2", (224, 224), (14, 14)),
     ("vit_tiny_patch16_224", {"dynamic_img_size": True}, "patch_embed.proj", (160, 320), (10, 20)),
     ("vit_tiny_patch16_224", {"dynamic_img_size": True}, "patch_embed", (160, 320), (10, 20)),
+    ("vit_tiny_patch16_224", {"dynamic_img_size": True}, "patch_embed.norm", (160, 192), (10, 12)),
+    ("vit_tiny_r_s16_p8_224", {}, "patch_embed.backbone", (224, 224), (56, 56)),
     ("vit_tiny_patch16_224", {}, "patch_embed", (224, 224), (14, 14)),
     ("vit_tiny_patch16_224", {}, "blocks.5", (224, 224), (14, 14)),
 ]
@@ -213,3 +215,19 @@ def test_half_precision_vit_map_is_not_empty() -> None:
     half = Explainer(model.half(), device="cpu").explain(x)
     assert half.raw.max() > 0
     assert np.abs(_minmax(half.raw[None]) - _minmax(full.raw[None])).max() < 0.05
+
+
+@pytest.mark.parametrize(
+    ("name", "create", "layer"),
+    [
+        ("vit_tiny_patch16_224", {"qk_norm": True}, "blocks.5.attn.q_norm"),
+        ("vit_tiny_patch16_224", {}, "blocks.5.attn.q_norm"),
+        ("swin_tiny_patch4_window7_224", {}, "layers.3.blocks.0.attn.softmax"),
+    ],
+)
+def test_attention_internals_are_refused(name: str, create: dict, layer: str) -> None:
+    from camkit import LayerResolutionError
+
+    model = _model(name, **create)
+    with pytest.raises(LayerResolutionError, match="not a feature map"):
+        Explainer(model, layer=layer, device="cpu").explain(torch.rand(3, 224, 224))

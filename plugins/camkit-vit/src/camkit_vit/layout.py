@@ -152,11 +152,11 @@ def map_layout(model: nn.Module, layer: str) -> str | None:
     """The layout of the 4-D output of ``layer``: ``"NHWC"``, ``"NCHW"``, or ``None`` when
     camkit-vit has no opinion (the model declares nothing, so it is channels-first).
 
-    In order: the layer's own ``output_fmt`` (timm patch embeddings); a ``LayerNorm`` (it
-    normalises the last dimension, the channels); convolutions, batch norms and poolings
-    (channels-first); anything else inside a patch embedding that declares an ``output_fmt``
-    (it converts its channels-first internals at its end); else channels-last if the
-    enclosing model declares ``output_fmt == "NHWC"`` (Swin's stages, blocks and norms).
+    In order: the layer's own ``output_fmt`` (timm patch embeddings); convolutions, batch
+    norms and poolings (channels-first); inside a patch embedding that declares an
+    ``output_fmt``, its ``norm`` in that format and anything else channels-first (timm
+    converts the format just before the norm); else channels-last if the enclosing model
+    declares ``output_fmt == "NHWC"`` (Swin's stages, blocks and norms).
     """
     modules = dict(model.named_modules())
     module = modules.get(layer)
@@ -165,13 +165,20 @@ def map_layout(model: nn.Module, layer: str) -> str | None:
     declared = _declared_format(module)
     if declared is not None:
         return declared
-    if isinstance(module, nn.LayerNorm):
-        return "NHWC"
     if isinstance(module, CHANNELS_FIRST_MODULES):
         return "NCHW"
     embedding = find_owner(model, layer, lambda m: m is not module and _is_embedding(m))
     if embedding is not None:
+        # timm's patch embeddings convert to their format before their own ``norm``
+        if module is getattr(embedding[1], "norm", None):
+            return _declared_format(embedding[1])
         return "NCHW"
     if find_owner(model, layer, is_channels_last_model) is not None:
         return "NHWC"
     return None
+
+
+def inside_attention(model: nn.Module, layer: str) -> bool:
+    """Whether ``layer`` is an attention module or inside one (its 4-D outputs are heads,
+    windows or attention weights, not feature maps)."""
+    return find_owner(model, layer, lambda m: "Attention" in type(m).__name__) is not None
