@@ -4,6 +4,7 @@ from camkit.layers.base import LayerResolver, get_layer, layer_name_of
 from camkit.layers.structural import (
     TRANSFORMER_HINT,
     StructuralResolver,
+    declared_layout,
     declares_channels_last,
     transformer_hint,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "LayerResolver",
     "StructuralResolver",
     "architecture_name",
+    "declared_layout",
     "declares_channels_last",
     "get_layer",
     "layer_name_of",

@@ -17,6 +17,7 @@ __all__ = [
     "TRANSFORMER_HINT_INSTALLED",
     "StructuralResolver",
     "TracedCall",
+    "declared_layout",
     "declares_channels_last",
     "trace_calls",
     "transformer_hint",
@@ -76,6 +77,17 @@ def _is_pass_through(module: nn.Module) -> bool:
     return any(marker in type(module).__name__ for marker in _PASS_THROUGH_MARKERS)
 
 
+def declared_layout(module: nn.Module) -> str | None:
+    """The layout ``module`` declares for its 4-D outputs, ``"NHWC"`` or ``"NCHW"``, read
+    from timm's ``output_fmt`` (a string or a ``Format`` enum); ``None`` if it declares
+    neither."""
+    fmt = getattr(module, "output_fmt", None)
+    if fmt is None:
+        return None
+    name = str(getattr(fmt, "value", fmt)).upper()
+    return name if name in ("NHWC", "NCHW") else None
+
+
 def declares_channels_last(model: nn.Module) -> bool:
     """Whether ``model`` declares channels-last ``(B, H, W, C)`` feature maps.
 
@@ -83,8 +95,7 @@ def declares_channels_last(model: nn.Module) -> bool:
     embeddings that output channels-last maps; such 4-D outputs must not be read as
     ``(B, C, H, W)``.
     """
-    fmt = getattr(model, "output_fmt", None)
-    return str(getattr(fmt, "value", fmt)).upper() == "NHWC"
+    return declared_layout(model) == "NHWC"
 
 
 def _is_spatial(value: Any) -> bool:

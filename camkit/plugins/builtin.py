@@ -40,7 +40,6 @@ def camkit_register_architectures() -> Mapping[str, str]:
 def camkit_to_spatial(model: nn.Module, layer: str, output: Tensor) -> Tensor | None:
     if output.ndim != 4 or declares_channels_last(model):
         return None
-    module = dict(model.named_modules()).get(layer)
-    if module is not None and declares_channels_last(module):
+    if declares_channels_last(model.get_submodule(layer)):
         return None
     return output

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from camkit.errors import LayerResolutionError
-from camkit.layers import declares_channels_last
+from camkit.layers import declared_layout, declares_channels_last
 from torch import Tensor, nn
 
 __all__ = [
@@ -56,14 +56,18 @@ def find_owner(
     ``model.named_modules()`` order is returned. Returns ``(dotted name, module)`` or
     ``None``.
     """
-    found: tuple[str, nn.Module] | None = None
-    for name, module in model.named_modules():
-        inside = layer is None or name == "" or layer == name or layer.startswith(name + ".")
-        if inside and predicate(module):
-            found = (name, module)
-            if layer is None:
-                break
-    return found
+    if layer is None:
+        return next(((n, m) for n, m in model.named_modules() if predicate(m)), None)
+    parts = layer.split(".") if layer else []
+    for depth in range(len(parts), -1, -1):  # the layer itself, then its ancestors
+        name = ".".join(parts[:depth])
+        try:
+            module = model.get_submodule(name)
+        except AttributeError:
+            continue
+        if predicate(module):
+            return name, module
+    return None
 
 
 def token_grid(model: nn.Module, input_size: tuple[int, int]) -> tuple[int, int]:
@@ -134,18 +138,10 @@ CHANNELS_FIRST_MODULES: tuple[type[nn.Module], ...] = (
 """Modules whose 4-D outputs are channels-first whatever model they sit in."""
 
 
-def _declared_format(module: nn.Module) -> str | None:
-    fmt = getattr(module, "output_fmt", None)
-    if fmt is None:
-        return None
-    name = str(getattr(fmt, "value", fmt)).upper()
-    return name if name in ("NHWC", "NCHW") else None
-
-
 def _is_embedding(module: nn.Module) -> bool:
     """A module that declares its output format and is not a whole model (timm models have
     ``forward_features``): a patch embedding, channels-first inside."""
-    return _declared_format(module) is not None and not hasattr(module, "forward_features")
+    return declared_layout(module) is not None and not hasattr(module, "forward_features")
 
 
 def map_layout(model: nn.Module, layer: str) -> str | None:
@@ -158,11 +154,8 @@ def map_layout(model: nn.Module, layer: str) -> str | None:
     converts the format just before the norm); else channels-last if the enclosing model
     declares ``output_fmt == "NHWC"`` (Swin's stages, blocks and norms).
     """
-    modules = dict(model.named_modules())
-    module = modules.get(layer)
-    if module is None:
-        return None
-    declared = _declared_format(module)
+    module = model.get_submodule(layer)
+    declared = declared_layout(module)
     if declared is not None:
         return declared
     if isinstance(module, CHANNELS_FIRST_MODULES):
@@ -171,7 +164,7 @@ def map_layout(model: nn.Module, layer: str) -> str | None:
     if embedding is not None:
         # timm's patch embeddings convert to their format before their own ``norm``
         if module is getattr(embedding[1], "norm", None):
-            return _declared_format(embedding[1])
+            return declared_layout(embedding[1])
         return "NCHW"
     if find_owner(model, layer, is_channels_last_model) is not None:
         return "NHWC"
