@@ -1,16 +1,24 @@
-"""Running the model once and capturing a layer's activations and gradients.
+"""Running the model once and recording layers: the pipeline's capture step.
 
-The forward pass runs under ``torch.no_grad()`` up to the target layer. A forward hook on the
-layer replaces its output by a fresh leaf tensor that requires grad and switches grad mode on
-for the rest of the forward, so autograd records only the layers after the target (usually
-a pooling and a linear head). ``torch.autograd.grad`` then computes ``∂score/∂A`` and nothing
-else: no parameter ``.grad`` is written and nothing before the layer is kept for backward.
+The forward pass runs under ``torch.no_grad()`` up to the first recorded layer. A forward hook
+there replaces the layer's output by a fresh leaf tensor that requires grad and switches grad
+mode on for the rest of the forward, so autograd records only what follows the layer
+(usually a pooling and a linear head). Later recorded layers keep their outputs in that
+graph, so the gradient of an earlier layer flows through the later ones.
+``torch.autograd.grad`` then computes ``∂score/∂A`` at the recorded layers and nothing else:
+no parameter ``.grad`` is written and nothing before the first layer is kept for backward.
+
+Every hook returns a copy of what it recorded, so in-place operations later in the model
+(``ReLU(inplace=True)``) never modify a recorded tensor. Hooks react only to the thread that
+installed them, and :func:`explanation_mode` serialises explanations of one model, so
+concurrent calls on one model give the sequential results.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,137 +26,184 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from camkit.errors import EmptyMapWarning, LayerResolutionError
-from camkit.layers.structural import transformer_hint
-from camkit.methods.base import LayerCapture
-from camkit.targets import OutputSelector, TargetSpec, target_scores
+from camkit.errors import LayerResolutionError
+from camkit.targets import OutputSelector
 
-__all__ = ["CaptureResult", "capture_layer", "explanation_mode"]
+__all__ = [
+    "Forward",
+    "explanation_mode",
+    "layer_gradients",
+    "record_forward",
+]
+
+_locks: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_locks_guard = threading.Lock()
+
+
+def _model_lock(model: nn.Module) -> threading.RLock:
+    with _locks_guard:
+        lock = _locks.get(model)
+        if lock is None:
+            lock = _locks[model] = threading.RLock()
+        return lock
 
 
 @contextmanager
 def explanation_mode(model: nn.Module) -> Iterator[None]:
-    """Put every module in eval mode and restore each module's own flag afterwards.
+    """Hold ``model`` for one explanation: every module in eval mode, each module's own
+    ``training`` flag restored afterwards, inference mode left and the caller's grad mode
+    restored, whatever happens inside.
 
-    Also leaves inference mode and restores the caller's grad mode, whatever happens inside.
+    Explanations of one model are serialised: a second thread entering this context for the
+    same model waits until the first leaves (the same thread may nest it).
     """
-    flags = [(module, module.training) for module in model.modules()]
-    grad_enabled = torch.is_grad_enabled()
-    try:
-        with torch.inference_mode(False):
-            for module, _ in flags:
-                module.training = False
-            yield
-    finally:
-        for module, flag in flags:
-            module.training = flag
-        torch.set_grad_enabled(grad_enabled)
+    with _model_lock(model):
+        flags = [(module, module.training) for module in model.modules()]
+        grad_enabled = torch.is_grad_enabled()
+        try:
+            with torch.inference_mode(False):
+                for module, _ in flags:
+                    module.training = False
+                yield
+        finally:
+            for module, flag in flags:
+                module.training = flag
+            torch.set_grad_enabled(grad_enabled)
 
 
 @attrs.frozen(eq=False)
-class CaptureResult:
-    """What one capture pass produced: the layer capture, the logits and the targets."""
+class Forward:
+    """What one recorded forward pass produced.
 
-    capture: LayerCapture
+    Attributes:
+        logits: the class scores ``(B, K)`` the output selector read; part of the autograd
+            graph when the forward tracked gradients.
+        inputs: the inputs the model ran on (the leaf that requires grad for
+            ``input_gradients``).
+        outputs: each recorded layer's output of its last call, in the layer's own layout;
+            in the graph when gradients are tracked (a leaf for the first layer reached).
+        calls: how many times each recorded layer was called.
+    """
+
     logits: Tensor
-    targets: list[int | None]
+    inputs: Tensor
+    outputs: Mapping[str, Tensor]
+    calls: Mapping[str, int]
 
 
-def capture_layer(
+def record_forward(
     model: nn.Module,
-    layer: str,
     inputs: Tensor,
-    target: TargetSpec,
-    select: OutputSelector,
+    output: OutputSelector,
+    layers: Sequence[str] = (),
     *,
-    to_spatial: Any,
-    needs_gradients: bool = True,
-) -> CaptureResult:
-    """Run ``model`` on ``inputs`` and capture layer ``layer`` for ``target``.
+    gradients: bool = False,
+    input_gradients: bool = False,
+    replace: Mapping[str, Callable[[Tensor], Tensor]] | None = None,
+) -> Forward:
+    """Run ``model`` on ``inputs`` once, recording the outputs of ``layers``.
 
-    Must be called inside :func:`explanation_mode`. If the layer is called several times in
-    one forward, its last call is used.
+    Must be called inside :func:`explanation_mode`; grad mode is left disabled afterwards.
 
     Args:
-        to_spatial: ``(tensor) -> (B, C, H, W) tensor or None``, applied to the activations
-            and to the gradients.
+        output: ``model output -> (B, K) logits``.
+        layers: dotted names of the layers to record.
+        gradients: track gradients from the first recorded layer on (the leaf trick above).
+        input_gradients: track gradients from the input on: ``inputs`` is used as a leaf
+            that requires grad, and every recorded output stays in the graph (full-gradient
+            methods).
+        replace: ``{layer: function}``; the layer's output is replaced by
+            ``function(output)`` (nothing recorded for it).
 
     Raises:
-        LayerResolutionError: the layer is not called, does not return a tensor, does not
-            influence the score, or its output cannot be made spatial.
+        LayerResolutionError: a recorded layer returned something other than a tensor, or
+            was never called.
     """
-    module = dict(model.named_modules())[layer]
-    leaves: list[Tensor] = []
+    thread = threading.get_ident()
+    tracking = gradients or input_gradients
+    outputs: dict[str, Tensor] = {}
+    calls = dict.fromkeys(layers, 0)
+    replacements = dict(replace or {})
 
-    def hook(_module: nn.Module, _args: Any, output: Any) -> Tensor:
-        if not isinstance(output, Tensor):
-            raise LayerResolutionError(
-                f"layer {layer!r} returns {type(output).__name__}, not a tensor; choose a "
-                "layer whose output is a single (B, C, H, W) tensor"
-            )
-        leaf = output.detach().requires_grad_(needs_gradients)
-        leaves.append(leaf)
-        if needs_gradients:
-            torch.set_grad_enabled(True)
-        return leaf.clone()  # later in-place ops (ReLU(inplace=True)) must not hit the leaf
+    def make_hook(name: str) -> Callable[[nn.Module, Any, Any], Any]:
+        def hook(_module: nn.Module, _args: Any, out: Any) -> Any:
+            if threading.get_ident() != thread:
+                return None  # another thread's forward of a shared model
+            if name in replacements:
+                return replacements[name](out)
+            if not isinstance(out, Tensor):
+                raise LayerResolutionError(
+                    f"layer {name!r} returns {type(out).__name__}, not a tensor; choose a "
+                    "layer whose output is a single (B, C, H, W) tensor"
+                )
+            calls[name] += 1
+            if not tracking or (input_gradients and out.requires_grad):
+                recorded = out if tracking else out.detach()
+            elif out.requires_grad:
+                recorded = out  # after an earlier recorded layer: stays in its graph
+            else:
+                recorded = out.detach().requires_grad_(True)
+                torch.set_grad_enabled(True)
+            outputs[name] = recorded
+            return recorded.clone()  # later in-place ops must not reach the recorded tensor
 
-    handle = module.register_forward_hook(hook)
+        return hook
+
+    names = list(dict.fromkeys([*layers, *replacements]))
+    handles = [model.get_submodule(name).register_forward_hook(make_hook(name)) for name in names]
     try:
-        torch.set_grad_enabled(False)
-        logits = select(model(inputs))
-        scores, targets = target_scores(logits, target)
+        torch.set_grad_enabled(input_gradients)
+        if input_gradients:
+            inputs = inputs.detach().requires_grad_(True)
+        logits = output(model(inputs))
     finally:
-        handle.remove()
-    if not leaves:
+        for handle in handles:
+            handle.remove()
+        torch.set_grad_enabled(False)
+    missing = [name for name in layers if calls[name] == 0]
+    if missing:
         raise LayerResolutionError(
-            f"layer {layer!r} was not called during the forward pass; choose a layer on the "
-            "path from the input to the class scores"
+            f"layer {missing[0]!r} was not called during the forward pass; choose a layer on "
+            "the path from the input to the class scores"
         )
-    activation = leaves[-1]
-    if needs_gradients:
-        gradient = None
-        if scores.requires_grad:
-            (gradient,) = torch.autograd.grad(scores.sum(), activation, allow_unused=True)
-        if gradient is None:
-            which = f"the last of the {len(leaves)} calls of" if len(leaves) > 1 else ""
-            raise LayerResolutionError(
-                f"the target score does not depend on {which or 'layer'} {layer!r}; choose "
-                "a layer on the path from the input to the class scores"
+    return Forward(logits, inputs, outputs, calls)
+
+
+def layer_gradients(
+    forward: Forward,
+    scores: Tensor,
+    layers: Sequence[str],
+    *,
+    retain_graph: bool = False,
+    create_graph: bool = False,
+) -> list[Tensor]:
+    """``∂(Σ scores)/∂output`` for each recorded layer, in the layers' own layout.
+
+    Each image's score depends only on its own row, so the gradient of the sum gives every
+    image its own gradient in one backward pass through the part after the layers.
+
+    Raises:
+        LayerResolutionError: the scores do not depend on a layer.
+    """
+    tensors = [forward.outputs[name] for name in layers]
+    found: tuple[Tensor | None, ...] = (None,) * len(tensors)
+    if scores.requires_grad:
+        with torch.enable_grad():
+            found = torch.autograd.grad(
+                scores.sum(),
+                tensors,
+                retain_graph=retain_graph or create_graph,
+                create_graph=create_graph,
+                allow_unused=True,
             )
-    else:
-        gradient = torch.zeros_like(activation)
-    torch.set_grad_enabled(False)
-    activation_map = to_spatial(activation.detach())
-    gradient_map = to_spatial(gradient.detach())
-    if activation_map is None or gradient_map is None:
-        raise LayerResolutionError(
-            f"layer {layer!r} returns shape {tuple(activation.shape)}, which no "
-            "camkit_to_spatial hook turns into a spatial map (B, C, H, W); pass a "
-            f"convolutional layer instead. {transformer_hint()}"
-        )
-    if activation_map.shape[0] != inputs.shape[0]:
-        raise LayerResolutionError(
-            f"layer {layer!r} gives maps of shape {tuple(activation_map.shape)} for a batch "
-            f"of {inputs.shape[0]} images: its first dimension is not the batch (attention "
-            "windows or heads, for instance). Choose a layer whose output has one map per "
-            "image."
-        )
-    if needs_gradients:
-        _warn_if_empty(gradient_map, layer)
-    capture = LayerCapture(activation_map, gradient_map, scores.detach(), layer)
-    return CaptureResult(capture, logits.detach(), targets)
-
-
-def _warn_if_empty(gradients: Tensor, layer: str) -> None:
-    """Warn when some sample's gradient is zero everywhere on the layer's spatial map."""
-    empty = int((gradients.flatten(1) == 0).all(dim=1).sum())
-    if empty:
-        warnings.warn(
-            f"the gradient of the target score is zero everywhere on the map of layer "
-            f"{layer!r} for {empty} of {gradients.shape[0]} images, so their explanations "
-            "are empty. The score does not read this layer's spatial positions: choose an "
-            "earlier layer (for a vision transformer, one before the last attention, such as "
-            "blocks[-1].norm1, which camkit-vit picks when layer= is left out).",
-            EmptyMapWarning,
-            stacklevel=4,
-        )
+    result = []
+    for name, gradient in zip(layers, found, strict=True):
+        if gradient is None:
+            count = forward.calls.get(name, 1)
+            which = f"the last of the {count} calls of layer" if count > 1 else "layer"
+            raise LayerResolutionError(
+                f"the target score does not depend on {which} {name!r}; choose a layer on "
+                "the path from the input to the class scores"
+            )
+        result.append(gradient)
+    return result

@@ -11,12 +11,14 @@ __all__ = [
     "CamkitError",
     "CamkitPluginWarning",
     "CheckpointError",
+    "ConfigurationError",
     "DeviceFallbackWarning",
     "EmptyMapWarning",
     "ImageSkippedWarning",
     "InputError",
     "LayerNotFoundError",
     "LayerResolutionError",
+    "MethodError",
     "ModelOutputError",
     "PluginConflictError",
     "PluginError",
@@ -27,6 +29,13 @@ __all__ = [
 
 class CamkitError(Exception):
     """Base class of every error camkit raises on purpose."""
+
+
+class ConfigurationError(CamkitError, ValueError, TypeError):
+    """An argument given to camkit is invalid (a ``ValueError`` and a ``TypeError``, so that
+    generic handlers of either keep working): an option out of range (``alpha``, ``top``,
+    ``batch_size``), an empty or repeated layer list, an unknown fusion, a device name torch
+    does not know."""
 
 
 class InputError(CamkitError, ValueError):
@@ -47,6 +56,12 @@ class LayerNotFoundError(CamkitError, LookupError):
 
 class LayerResolutionError(CamkitError, LookupError):
     """No target layer could be found, or the chosen layer cannot be used for a CAM."""
+
+
+class MethodError(CamkitError, ValueError):
+    """A CAM method broke its contract: ``compute`` returned something other than finite,
+    non-negative ``(B, h, w)`` maps, or used a facility of its context it did not declare
+    (gradients, extra passes, higher-order gradients)."""
 
 
 class UnknownNameError(CamkitError, LookupError):

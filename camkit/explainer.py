@@ -1,72 +1,48 @@
-"""The :class:`Explainer` facade: model + layer + method + renderer on one device."""
+"""The :class:`Explainer` facade: configuration, and the calls into the pipeline.
+
+Every call prepares its inputs (:mod:`camkit.pipeline.prepare`) and runs
+:func:`camkit.pipeline.run.run_pipeline`; nothing else happens here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-import numpy as np
 import torch
-from numpy.typing import NDArray
-from PIL import Image
 from torch import Tensor, nn
 
-from camkit.capture import capture_layer, explanation_mode
+from camkit.capture import explanation_mode
 from camkit.device import DeviceLike, select_device
-from camkit.errors import InputError, LayerNotFoundError, LayerResolutionError, PluginError
-from camkit.explanation import Explanation
-from camkit.geometry import Placement, maps_to_original
+from camkit.errors import (
+    ConfigurationError,
+    InputError,
+    LayerNotFoundError,
+    LayerResolutionError,
+    PluginError,
+    TargetError,
+)
+from camkit.explanation import LAYER_SEPARATOR, Explanation, ExplanationBatch
 from camkit.layers.base import get_layer, layer_name_of
 from camkit.methods.base import CAMMethod
+from camkit.methods.context import Runner
+from camkit.pipeline.fusion import check_fusion
+from camkit.pipeline.prepare import PreparedBatch, prepare_batch
+from camkit.pipeline.run import ClassRequest, run_pipeline, spatial_converter
 from camkit.plugins.manager import (
     create_method,
     create_renderer,
     get_registry,
     resolver_origin,
-    to_spatial,
 )
-from camkit.preprocess import DataConfig, ImageInput, Transform, as_batch_list, load_rgb
+from camkit.preprocess import DataConfig, ImageInput, Transform
 from camkit.render.base import Renderer
 from camkit.targets import OutputSelector, TargetSpec, select_logits
 
-__all__ = ["Explainer", "normalize_map", "normalize_maps"]
+__all__ = ["Explainer", "LayerSpec"]
 
-
-def normalize_map(raw: NDArray[np.floating]) -> NDArray[np.float32]:
-    """Min-max normalise a map into ``[0, 1]``; a constant map becomes all zeros."""
-    shifted = raw.astype(np.float32) - np.float32(raw.min())
-    peak = float(shifted.max())
-    return shifted / np.float32(peak) if peak > 0 else np.zeros_like(shifted)
-
-
-def normalize_maps(maps: Tensor) -> Tensor:
-    """Min-max normalise each map of a ``(B, H, W)`` batch in place, on its device, as
-    :func:`normalize_map` does; returns ``maps``."""
-    maps.sub_(maps.amin(dim=(1, 2), keepdim=True))
-    peak = maps.amax(dim=(1, 2), keepdim=True)
-    return maps.div_(torch.where(peak > 0, peak, 1.0))
-
-
-#: Most map pixels resized at once on the device (64 MiB of float32).
-_POSTPROCESS_ELEMENTS = 1 << 24
-
-
-def _maps_on_originals(raw: Tensor, placements: Sequence[Placement]) -> list[NDArray[np.float32]]:
-    """Normalised maps on the original images, computed on the maps' device in batched
-    products, one per distinct placement and chunk, each chunk moved to the CPU at once.
-    Chunks hold at most :data:`_POSTPROCESS_ELEMENTS` pixels, so large photographs are done
-    one by one; every returned map is an array of its own."""
-    cams: list[NDArray[np.float32] | None] = [None] * len(placements)
-    for placement in dict.fromkeys(placements):
-        group = [i for i, p in enumerate(placements) if p == placement]
-        pixels = placement.original_size[0] * placement.original_size[1]
-        step = max(1, _POSTPROCESS_ELEMENTS // max(pixels, 1))
-        for start in range(0, len(group), step):
-            chunk = group[start : start + step]
-            mapped = normalize_maps(maps_to_original(raw[chunk], placement)).cpu().numpy()
-            for index, cam in zip(chunk, mapped, strict=True):
-                cams[index] = cam if len(chunk) == 1 else cam.copy()
-    return [cam for cam in cams if cam is not None]
+LayerSpec = str | nn.Module | Sequence[str | nn.Module] | None
+"""The target layer(s): a dotted name, the module itself, a list of them, or ``None`` for
+the registered resolvers' choice."""
 
 
 def _make_method(method: str | CAMMethod | type[CAMMethod]) -> CAMMethod:
@@ -76,7 +52,7 @@ def _make_method(method: str | CAMMethod | type[CAMMethod]) -> CAMMethod:
         return method
     if isinstance(method, type) and issubclass(method, CAMMethod):
         return method()
-    raise TypeError(
+    raise ConfigurationError(
         f"method must be a registered name, a CAMMethod or a CAMMethod subclass, got {method!r}"
     )
 
@@ -88,9 +64,43 @@ def _make_renderer(renderer: str | Renderer | type[Renderer]) -> Renderer:
         return renderer
     if isinstance(renderer, type) and issubclass(renderer, Renderer):
         return renderer()
-    raise TypeError(
+    raise ConfigurationError(
         f"renderer must be a registered name, a Renderer or a Renderer subclass, got {renderer!r}"
     )
+
+
+def _layer_names(model: nn.Module, layer: LayerSpec) -> tuple[str, ...] | None:
+    if layer is None:
+        return None
+    given = [layer] if isinstance(layer, (str, nn.Module)) else layer
+    if not isinstance(given, Sequence):
+        raise ConfigurationError(
+            f"layer must be a dotted name, an nn.Module, a list of them or None, got {layer!r}"
+        )
+    if not given:
+        raise ConfigurationError(
+            "layer=[] names no layer; give at least one layer, or None for camkit's choice"
+        )
+    names: list[str] = []
+    for item in given:
+        if isinstance(item, nn.Module):
+            names.append(layer_name_of(model, item))
+        elif isinstance(item, str):
+            get_layer(model, item)
+            names.append(item)
+        else:
+            raise ConfigurationError(
+                f"each layer must be a dotted name or an nn.Module, got {item!r}"
+            )
+    modules = [model.get_submodule(name) for name in names]
+    for i, module in enumerate(modules):
+        for j in range(i):
+            if modules[j] is module:
+                raise ConfigurationError(
+                    f"layer {names[i]!r} is given twice (as {names[j]!r} and {names[i]!r}); "
+                    "give each layer once"
+                )
+    return tuple(names)
 
 
 class Explainer:
@@ -101,9 +111,10 @@ class Explainer:
             ``requires_grad`` flags, parameter gradients and hooks are left as they were.
         method: a registered method name (``"gradcam++"``, ``"gradcam"``, …), a
             :class:`~camkit.CAMMethod` instance or subclass.
-        layer: the target layer as a dotted name or the module itself; ``None`` asks the
-            registered resolvers (plugins, the architecture table, then the structural
-            fallback) on the first call.
+        layer: the target layer as a dotted name or the module itself, or a list of them to
+            capture several layers from one forward and fuse their maps (see ``fusion``);
+            ``None`` asks the registered resolvers (plugins, the architecture table, then the
+            structural fallback) on the first call.
         renderer: a registered renderer name (``"jet"``) or a :class:`~camkit.Renderer`.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a
             ``torch.device``. An unavailable CUDA device falls back to the CPU with a warning.
@@ -111,62 +122,78 @@ class Explainer:
             (the model's timm-style ``pretrained_cfg``, else ImageNet mean/std at 224×224).
             The map is resized back onto the whole original image, so the transform should
             not crop.
-        output: ``model output -> (B, K) logits``, for models whose output is not a tensor, a
-            tuple (first element), a mapping with ``"logits"`` or an object with ``.logits``.
+        output: the output selector, ``model output -> (B, K) logits``, for models whose
+            output is not a tensor, a tuple (first element), a mapping with ``"logits"`` or an
+            object with ``.logits``.
         data_config: input size, mean, std and interpolation of the default preprocessing;
             ``None`` reads them from the model (see :meth:`DataConfig.from_model`).
         class_names: one display name per class; results then carry ``pred_name``.
+        fusion: how the maps of several layers are combined on the input grid: ``"mean"``
+            (pytorch-grad-cam's), ``"max"`` or ``"product"``
+            (:data:`camkit.pipeline.fusion.FUSIONS`).
+        batch_size: the default number of inputs per extra forward pass of methods that run
+            the model again (Score-CAM and the like).
 
     Raises:
         LayerNotFoundError: ``layer`` names no module of ``model``.
         UnknownNameError: ``method`` or ``renderer`` is not registered.
+        ConfigurationError: an argument has the wrong type or value (an empty or repeated
+            layer list, an unknown fusion).
     """
 
     def __init__(
         self,
         model: nn.Module,
         method: str | CAMMethod | type[CAMMethod] = "gradcam++",
-        layer: str | nn.Module | None = None,
+        layer: LayerSpec = None,
         renderer: str | Renderer | type[Renderer] = "jet",
         device: DeviceLike = "auto",
         transform: Transform | None = None,
         output: OutputSelector | None = None,
         data_config: DataConfig | None = None,
         class_names: Sequence[str] | None = None,
+        fusion: str = "mean",
+        batch_size: int = 64,
     ) -> None:
         if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+            raise ConfigurationError(
+                f"model must be a torch.nn.Module, got {type(model).__name__}"
+            )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigurationError(f"batch_size must be an int >= 1, got {batch_size!r}")
         self.method: CAMMethod = _make_method(method)
         self.method_name: str = self.method.name or type(self.method).__name__
         self.renderer: Renderer = _make_renderer(renderer)
+        self.fusion: str = check_fusion(fusion)
+        self.batch_size: int = batch_size
         self.device: torch.device = select_device(device)
         self.model: nn.Module = model.to(self.device)
         self.transform = transform
-        self.select: OutputSelector = output or select_logits
+        self.output: OutputSelector = output or select_logits
         self.data_config: DataConfig = data_config or DataConfig.from_model(model)
         self.class_names: list[str] | None = list(class_names) if class_names else None
-        self._layer: str | None = None
-        if isinstance(layer, nn.Module):
-            self._layer = layer_name_of(model, layer)
-        elif isinstance(layer, str):
-            get_layer(model, layer)
-            self._layer = layer
-        elif layer is not None:
-            raise TypeError(f"layer must be a dotted name, an nn.Module or None, got {layer!r}")
+        self._layers: tuple[str, ...] | None = _layer_names(model, layer)
 
     def __repr__(self) -> str:
         return (
             f"Explainer(model={type(self.model).__name__}, method={self.method_name!r}, "
-            f"layer={self._layer!r}, renderer={self.renderer!r}, device='{self.device}')"
+            f"layer={self.layer!r}, renderer={self.renderer!r}, device='{self.device}')"
         )
 
     @property
     def layer(self) -> str | None:
-        """The target layer's dotted name; ``None`` until resolved by the first call."""
-        return self._layer
+        """The target layer's dotted name (several joined by ``+``); ``None`` until resolved
+        by the first call."""
+        return None if self._layers is None else LAYER_SEPARATOR.join(self._layers)
+
+    @property
+    def layers(self) -> tuple[str, ...] | None:
+        """Every target layer's dotted name; ``None`` until resolved by the first call."""
+        return self._layers
 
     def resolve_layer(self, example: Tensor | None = None) -> str:
-        """Return the target layer's name, asking the registered resolvers if needed.
+        """Return the target layer's name (several joined by ``+``), asking the registered
+        resolvers if needed.
 
         Args:
             example: a preprocessed batch for resolvers that run the model; defaults to a
@@ -175,17 +202,19 @@ class Explainer:
         Raises:
             LayerResolutionError: no resolver found a layer.
         """
-        if self._layer is not None:
-            return self._layer
-        if example is None:
-            height, width = self.data_config.input_size
-            example = torch.zeros(1, 3, height, width, device=self.device, dtype=self._dtype())
-        with explanation_mode(self.model):
-            return self._resolve(example)
+        if self._layers is None:
+            if example is None:
+                height, width = self.data_config.input_size
+                example = torch.zeros(
+                    1, 3, height, width, device=self.device, dtype=self._dtype()
+                )
+            with explanation_mode(self.model):
+                return LAYER_SEPARATOR.join(self._resolve(example))
+        return LAYER_SEPARATOR.join(self._layers)
 
-    def _resolve(self, example: Tensor) -> str:
-        if self._layer is not None:
-            return self._layer
+    def _resolve(self, example: Tensor) -> tuple[str, ...]:
+        if self._layers is not None:
+            return self._layers
         for resolver in get_registry().resolvers:
             name = resolver.resolve(self.model, example)
             if name is not None:
@@ -197,8 +226,8 @@ class Explainer:
                         f"not a layer of {type(self.model).__name__}. Fix or uninstall the "
                         "plugin, or pass layer= to Explainer."
                     ) from error
-                self._layer = name
-                return name
+                self._layers = (name,)
+                return self._layers
         raise LayerResolutionError(
             f"no target layer found for {type(self.model).__name__}: no resolver knows it and "
             "it produces no spatial (B, C, H, W) map. Pass layer='<dotted name>' to Explainer."
@@ -215,31 +244,47 @@ class Explainer:
                 return parameter.dtype
         return torch.float32
 
-    def _prepare(self, item: Any) -> tuple[Tensor, NDArray[np.uint8] | None, Placement]:
-        """The model input, the RGB image (``None`` for tensors: made later, batched) and
-        where the image lies in the input."""
-        if isinstance(item, Tensor):
-            if item.ndim == 4 and item.shape[0] == 1:
-                item = item[0]
-            if item.ndim != 3:
-                raise InputError(
-                    f"a tensor image must have shape (C, H, W) or (1, C, H, W), got "
-                    f"{tuple(item.shape)}; use explain_batch for (N, C, H, W)"
-                )
-            size = (int(item.shape[1]), int(item.shape[2]))
-            return item, None, Placement.stretch(size, size)
-        image = load_rgb(item)
-        if self.transform is None:
-            tensor, placement = self.data_config.prepare(image)
-            return tensor, image, placement
-        tensor = self.transform(Image.fromarray(image))
-        if not isinstance(tensor, Tensor) or tensor.ndim != 3:
-            raise InputError(
-                "the transform must return a (C, H, W) tensor, got "
-                f"{type(tensor).__name__} {tuple(getattr(tensor, 'shape', ()))}"
-            )
-        size = (int(tensor.shape[1]), int(tensor.shape[2]))
-        return tensor, image, Placement.stretch(image.shape[:2], size)
+    def prepare(self, imgs: Sequence[ImageInput] | Tensor) -> PreparedBatch:
+        """The prepare step alone: images become one batch of model inputs on the device.
+
+        Raises:
+            InputError: an image cannot be read, the batch is empty, or the inputs
+                preprocess to different shapes.
+        """
+        return prepare_batch(
+            imgs,
+            config=self.data_config,
+            transform=self.transform,
+            device=self.device,
+            dtype=self._dtype(),
+        )
+
+    def run(
+        self,
+        prepared: PreparedBatch,
+        target: TargetSpec = None,
+        classes: ClassRequest | None = None,
+    ) -> ExplanationBatch:
+        """Run the pipeline on a prepared batch: capture, method, fusion; placement on the
+        originals happens lazily in the returned batch."""
+        runner = Runner(
+            self.model,
+            self.output,
+            spatial_converter(self.model, prepared.input_size),
+            self.batch_size,
+        )
+        return run_pipeline(
+            prepared,
+            runner=runner,
+            method=self.method,
+            method_name=self.method_name,
+            resolve_layers=self._resolve,
+            renderer=self.renderer,
+            target=target,
+            classes=classes,
+            fusion=self.fusion,
+            class_names=self.class_names,
+        )
 
     def explain(self, img: ImageInput, target: TargetSpec = None) -> Explanation:
         """Explain one image.
@@ -263,7 +308,7 @@ class Explainer:
 
     def explain_batch(
         self, imgs: Sequence[ImageInput] | Tensor, targets: TargetSpec = None
-    ) -> list[Explanation]:
+    ) -> ExplanationBatch:
         """Explain many images with one batched forward pass.
 
         Args:
@@ -273,7 +318,7 @@ class Explainer:
                 ``logits (B, K) -> scores (B,)``.
 
         Returns:
-            One :class:`Explanation` per image, in order.
+            An :class:`ExplanationBatch`: one :class:`Explanation` per image, in order.
 
         Raises:
             InputError: an image cannot be read, the batch is empty, or tensors differ in
@@ -281,69 +326,42 @@ class Explainer:
             TargetError: a target is out of range, or the number of targets differs from
                 the number of images.
         """
-        items = as_batch_list(imgs)
-        if not items:
-            raise InputError("explain_batch got no images")
-        prepared = [self._prepare(item) for item in items]
-        shapes = {tuple(tensor.shape) for tensor, _, _ in prepared}
-        if len(shapes) > 1:
-            raise InputError(
-                f"images of one batch must preprocess to the same shape, got {sorted(shapes)}; "
-                "resize the tensors or explain them separately"
+        return self.run(self.prepare(imgs), targets)
+
+    def explain_classes(
+        self, img: ImageInput, classes: Sequence[int] | None = None, top: int = 5
+    ) -> list[Explanation]:
+        """Explain several classes of one image from one forward pass.
+
+        The gradients of the classes are taken through the part of the model after the
+        layer only, so ``k`` classes cost about one :meth:`explain`.
+
+        Args:
+            img: one image, as accepted by :meth:`explain`.
+            classes: the class indices to explain (exactly these; ``top`` is ignored), or
+                ``None`` for the ``top`` best-scoring classes.
+            top: how many of the best classes, clamped to the number of classes.
+
+        Returns:
+            One :class:`Explanation` per class, best score first.
+
+        Raises:
+            ConfigurationError: ``top`` < 1.
+            TargetError: a class is out of range, repeated, or ``classes`` is empty.
+        """
+        return list(self.explain_batch_classes([img], classes, top))
+
+    def explain_batch_classes(
+        self,
+        imgs: Sequence[ImageInput] | Tensor,
+        classes: Sequence[int] | None = None,
+        top: int = 5,
+    ) -> ExplanationBatch:
+        """:meth:`explain_classes` for a batch: one forward for all images; the result holds,
+        image by image, one :class:`Explanation` per class, best score first."""
+        if classes is not None and (isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence)):
+            raise TargetError(
+                f"classes must be a sequence of class indices or None, got {classes!r}"
             )
-        # a batch tensor is not split and re-stacked; it is copied, so that in-place
-        # operations of the model never reach the caller's tensor
-        stacked = imgs if isinstance(imgs, Tensor) else torch.stack([t for t, _, _ in prepared])
-        batch = stacked.to(self.device, self._dtype(), copy=True)
-        from_tensors = [i for i, (_, image, _) in enumerate(prepared) if image is None]
-        # de-normalised from the caller's values (before any cast to the model's dtype) on
-        # the model's device, one transfer of uint8 pixels
-        made = iter(
-            self.data_config.to_images(stacked[from_tensors].to(self.device))
-            if from_tensors
-            else []
-        )
-        images = [next(made) if image is None else image for _, image, _ in prepared]
-        with explanation_mode(self.model):
-            layer = self._resolve(batch)
-            input_size = (int(batch.shape[-2]), int(batch.shape[-1]))
-            result = capture_layer(
-                self.model,
-                layer,
-                batch,
-                targets,
-                self.select,
-                to_spatial=lambda t: to_spatial(self.model, layer, t, input_size),
-                needs_gradients=self.method.needs_gradients,
-            )
-            raw = self.method(result.capture)
-        expected = (batch.shape[0], *result.capture.activations.shape[2:])
-        if tuple(raw.shape) != expected:
-            raise ValueError(
-                f"{type(self.method).__name__}.compute returned shape {tuple(raw.shape)}, "
-                f"expected (B, H, W) = {expected}"
-            )
-        probabilities = torch.softmax(result.logits.float(), dim=1)
-        confidence, predicted = probabilities.max(dim=1)
-        raw_float = raw.detach().float()
-        cams = _maps_on_originals(raw_float, [placement for _, _, placement in prepared])
-        raw_maps = raw_float.cpu().numpy()
-        scores = result.capture.scores.float().cpu().tolist()
-        classes: list[int] = predicted.cpu().tolist()
-        confidences: list[float] = confidence.cpu().tolist()
-        return [
-            Explanation(
-                cam=cams[i],
-                raw=raw_maps[i],
-                pred_class=classes[i],
-                confidence=confidences[i],
-                target=result.targets[i],
-                target_score=float(scores[i]),
-                layer=layer,
-                method=self.method_name,
-                image=images[i],
-                renderer=self.renderer,
-                pred_name=self.class_name(classes[i]),
-            )
-            for i in range(len(prepared))
-        ]
+        request = ClassRequest(None if classes is None else tuple(classes), top)
+        return self.run(self.prepare(imgs), classes=request)

@@ -8,7 +8,7 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
-__all__ = ["Placement", "map_to_original", "maps_to_original"]
+__all__ = ["Placement", "maps_to_original", "normalize_maps"]
 
 
 @attrs.frozen
@@ -62,8 +62,15 @@ def _axis_matrix(
 
 
 def maps_to_original(raw: Tensor, placement: Placement) -> Tensor:
-    """:func:`map_to_original` of a batch ``(B, h, w)`` of maps with the same placement, on
-    the maps' device and in their dtype: two matrix products. Returns ``(B, H, W)``."""
+    """Resample a batch of maps ``(B, h, w)`` that cover the model input uniformly onto the
+    original image ``(B, H, W)`` of ``placement``.
+
+    Each original pixel takes the map's bilinear interpolation (as OpenCV's ``INTER_LINEAR``
+    with half-pixel centres) at its position in the input; pixels that fall outside the
+    input (cropped away) get 0. Computed on the maps' device and in their dtype, as two
+    matrix products. Not normalised. With ``Placement.stretch(size, size)`` it resizes the
+    maps to the input grid itself.
+    """
     height, width = placement.original_size
     raw_h, raw_w = raw.shape[-2:]
     rows, inside_rows = _axis_matrix(
@@ -78,13 +85,9 @@ def maps_to_original(raw: Tensor, placement: Placement) -> Tensor:
     return left @ raw @ right.T
 
 
-def map_to_original(raw: NDArray[np.floating], placement: Placement) -> NDArray[np.float32]:
-    """Resample a layer-resolution map ``(h, w)`` onto the original image ``(H, W)``.
-
-    The map covers the model input uniformly; it is interpolated bilinearly (as OpenCV's
-    ``INTER_LINEAR`` with half-pixel centres) at the input position of every original pixel.
-    Original pixels that fall outside the input (cropped away) get 0. Not normalised.
-    """
-    mapped = maps_to_original(torch.from_numpy(raw.astype(np.float64))[None], placement)
-    result: NDArray[np.float32] = mapped[0].float().numpy()
-    return result
+def normalize_maps(maps: Tensor) -> Tensor:
+    """Min-max normalise each map of a ``(B, H, W)`` batch into ``[0, 1]`` in place, on its
+    device; a constant map becomes all zeros. Returns ``maps``."""
+    maps.sub_(maps.amin(dim=(1, 2), keepdim=True))
+    peak = maps.amax(dim=(1, 2), keepdim=True)
+    return maps.div_(torch.where(peak > 0, peak, 1.0))

@@ -500,23 +500,22 @@ def test_the_callers_batch_tensor_is_not_changed() -> None:
 
 
 def test_normalisation_of_tiny_maps_reaches_one() -> None:
-    from camkit.explainer import normalize_map, normalize_maps
+    from camkit.geometry import normalize_maps
 
     tiny = np.array([[0.0, 1e-39], [5e-40, 0.0]], dtype=np.float32)
-    assert normalize_map(tiny).max() == 1.0
     assert float(normalize_maps(torch.from_numpy(tiny)[None].clone()).max()) == 1.0
     assert not normalize_maps(torch.zeros(1, 2, 2)).any()
 
 
 def test_large_maps_are_post_processed_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    from camkit import explainer as module
     from camkit.geometry import Placement
+    from camkit.pipeline import place as module
 
     raw = torch.rand(5, 3, 4)
     placements = [Placement.stretch((30, 40), (3, 4))] * 4 + [Placement.stretch((9, 9), (3, 4))]
-    whole = module._maps_on_originals(raw, placements)
-    monkeypatch.setattr(module, "_POSTPROCESS_ELEMENTS", 2 * 30 * 40)
-    chunked = module._maps_on_originals(raw, placements)
+    whole = module.maps_on_originals(raw, placements)
+    monkeypatch.setattr(module, "POSTPROCESS_ELEMENTS", 2 * 30 * 40)
+    chunked = module.maps_on_originals(raw, placements)
     assert [c.shape for c in chunked] == [(30, 40)] * 4 + [(9, 9)]
     for a, b in zip(whole, chunked, strict=True):
         np.testing.assert_array_equal(a, b)

@@ -8,11 +8,14 @@ import torch
 from tiny_models import G0, GRADCAM_CLASS0, GRADCAMPP_CLASS0, A, linear_head_model
 
 from camkit import Explainer, GradCAM, GradCAMPlusPlus, LayerCapture
-from camkit.methods import GradientWeightedCAM
+from camkit.errors import MethodError
+from camkit.methods import GradientWeightedCAM, MethodContext
 
 
-def capture(activations: torch.Tensor, gradients: torch.Tensor) -> LayerCapture:
-    return LayerCapture(activations[None], gradients[None], torch.zeros(1), "features")
+def capture(activations: torch.Tensor, gradients: torch.Tensor) -> MethodContext:
+    return MethodContext.from_capture(
+        LayerCapture(activations[None], gradients[None], torch.zeros(1), "features")
+    )
 
 
 def test_gradcampp_closed_form_exact_eps0() -> None:
@@ -112,7 +115,7 @@ def test_bad_channel_weights_shape_is_reported() -> None:
         ) -> torch.Tensor:
             return gradients.mean(dim=(1, 2, 3))
 
-    with pytest.raises(ValueError, match=r"Broken.channel_weights returned shape \(1,\)"):
+    with pytest.raises(MethodError, match=r"Broken.channel_weights returned \(1,\)"):
         Broken().compute(capture(A, G0))
 
 
@@ -123,9 +126,11 @@ def test_half_precision_captures_are_computed_in_float32(dtype: torch.dtype) -> 
     generator = torch.Generator().manual_seed(0)
     activations = torch.randn(2, 8, 5, 5, generator=generator)
     gradients = 1e-4 * torch.randn(2, 8, 5, 5, generator=generator)
-    half = LayerCapture(activations.to(dtype), gradients.to(dtype), torch.zeros(2), "x")
-    exact = LayerCapture(
-        activations.to(dtype).float(), gradients.to(dtype).float(), torch.zeros(2), "x"
+    half = MethodContext.from_capture(
+        LayerCapture(activations.to(dtype), gradients.to(dtype), torch.zeros(2), "x")
+    )
+    exact = MethodContext.from_capture(
+        LayerCapture(activations.to(dtype).float(), gradients.to(dtype).float(), torch.zeros(2), "x")
     )
     for method in (GradCAMPlusPlus(), GradCAM()):
         result = method(half)

@@ -88,28 +88,34 @@ def test_inplace_relu_layer_sees_its_own_output() -> None:
     score = model.classifier(torch.flatten(model.avgpool(model.features[29:](leaf.clone())), 1))
     (gradient,) = torch.autograd.grad(score[0, explanation.target], leaf)
     from camkit import GradCAMPlusPlus, LayerCapture
+    from camkit.methods import MethodContext
 
     expected = GradCAMPlusPlus().compute(
-        LayerCapture(conv_output, gradient, score[:, 0].detach(), "features.28")
+        MethodContext.from_capture(
+            LayerCapture(conv_output, gradient, score[:, 0].detach(), "features.28")
+        )
     )
     np.testing.assert_allclose(explanation.raw, expected[0].numpy(), rtol=1e-4, atol=1e-6)
 
 
 def test_gradient_free_capture_is_not_overwritten_by_inplace_relu() -> None:
-    """A method that needs no gradients still sees the conv output, not the ReLU's result."""
-    from camkit import CAMMethod, LayerCapture
+    """A method that needs no gradients still sees the conv output, not the ReLU's result:
+    its negative part, which the in-place ReLU would have zeroed, is intact."""
+    from camkit import CAMMethod
+    from camkit.methods import MethodContext
 
     class Mean(CAMMethod):
         name = "mean-test"
         needs_gradients = False
 
-        def compute(self, capture: LayerCapture) -> torch.Tensor:
-            return capture.activations.mean(dim=1)
+        def compute(self, context: MethodContext) -> torch.Tensor:
+            return torch.relu(-context.activations).mean(dim=1)
 
     model = build("torchvision", "vgg11").eval()
     x = _inputs(seed=2, batch=1)
     with torch.no_grad():
-        expected = model.features[:19](x).mean(dim=1)[0]  # conv output, before its ReLU
+        conv_output = model.features[:19](x)  # before its in-place ReLU
+    expected = torch.relu(-conv_output).mean(dim=1)[0]
     explanation = Explainer(model, method=Mean(), layer="features.18").explain(x)
-    assert expected.min() < 0
+    assert expected.max() > 0
     np.testing.assert_allclose(explanation.raw, expected.numpy(), rtol=1e-5, atol=1e-6)

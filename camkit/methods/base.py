@@ -1,20 +1,34 @@
-"""The :class:`CAMMethod` abstraction: from what was captured at a layer to a map."""
+"""The :class:`CAMMethod` abstraction: from a :class:`~camkit.methods.MethodContext` to a map.
+
+A method is stateless between calls. The pipeline hands it a context (what was captured at
+one layer, the preprocessed inputs, the logits and targets, and the extra passes it may run)
+and takes back one non-negative map per image. Normalisation, fusion of several layers,
+placement on the original images and rendering are the pipeline's, identical for every
+method.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 import torch
 from torch import Tensor
 
-__all__ = ["CAMMethod", "GradientWeightedCAM", "LayerCapture"]
+from camkit.errors import MethodError
+
+if TYPE_CHECKING:
+    from camkit.methods.context import MethodContext
+
+__all__ = ["CAMMethod", "GradientWeightedCAM", "LayerCapture", "at_least_float32"]
 
 
-def _is_spatial(_: object, attribute: attrs.Attribute[Tensor], value: Tensor) -> None:
+def _is_spatial(_: object, attribute: attrs.Attribute[Tensor | None], value: Tensor | None) -> None:
+    if value is None and attribute.name == "gradients":
+        return
     if not isinstance(value, Tensor) or value.ndim != 4:
-        raise ValueError(
+        raise MethodError(
             f"LayerCapture.{attribute.name} must be a (B, C, H, W) tensor, "
             f"got {type(value).__name__} with shape {tuple(getattr(value, 'shape', ()))}"
         )
@@ -22,23 +36,25 @@ def _is_spatial(_: object, attribute: attrs.Attribute[Tensor], value: Tensor) ->
 
 @attrs.frozen(eq=False)
 class LayerCapture:
-    """What an explainer recorded at the target layer for one batch.
+    """What the pipeline recorded at one layer for one batch and one set of targets.
 
     Attributes:
-        activations: the layer's output ``A``, shape ``(B, C, H, W)``, detached.
-        gradients: ``∂y/∂A`` of each sample's target score ``y``, same shape, detached.
-        scores: the target score of each sample, shape ``(B,)``, detached.
+        activations: the layer's output ``A`` as a channels-first map ``(B, C, H, W)``,
+            detached, at least ``float32`` (half-precision models are upcast).
+        gradients: ``∂y/∂A`` of each image's target score ``y``, same shape and dtype,
+            detached; ``None`` when the method declared ``needs_gradients = False``.
+        scores: the target score of each image, shape ``(B,)``, detached.
         layer: dotted name of the layer in the model.
     """
 
     activations: Tensor = attrs.field(validator=_is_spatial)
-    gradients: Tensor = attrs.field(validator=_is_spatial)
+    gradients: Tensor | None = attrs.field(validator=_is_spatial)
     scores: Tensor
     layer: str
 
     def __attrs_post_init__(self) -> None:
-        if self.activations.shape != self.gradients.shape:
-            raise ValueError(
+        if self.gradients is not None and self.activations.shape != self.gradients.shape:
+            raise MethodError(
                 "LayerCapture.activations and .gradients must have the same shape, got "
                 f"{tuple(self.activations.shape)} and {tuple(self.gradients.shape)}"
             )
@@ -47,26 +63,70 @@ class LayerCapture:
 class CAMMethod(ABC):
     """A class-activation-map method.
 
-    A method receives a :class:`LayerCapture` and returns one non-negative map per sample,
-    shape ``(B, H, W)``, at the layer's resolution (before any normalisation or resizing,
-    which the :class:`~camkit.Explainer` does).
+    Subclasses set :attr:`name` (the registry name), declare what they need, and implement
+    :meth:`compute`, which receives a :class:`~camkit.methods.MethodContext` and returns one
+    non-negative map per image, shape ``(B, h, w)``: at the layer's resolution, or on any
+    grid that covers the model input uniformly (the input's own resolution, for instance).
+    The pipeline checks the result in one place (:meth:`check_output`).
 
-    Subclasses set :attr:`name` (the registry name) and implement :meth:`compute`.
-    Gradient-weighted methods should subclass :class:`GradientWeightedCAM` instead and only
-    override :meth:`GradientWeightedCAM.channel_weights`.
+    Channel-weighting methods subclass :class:`GradientWeightedCAM` instead and only override
+    :meth:`GradientWeightedCAM.channel_weights`.
+
+    A registered method is built with no arguments for ``Explainer(method="name")``, so every
+    constructor argument needs a default; users who want other values pass an instance.
     """
 
     name: ClassVar[str] = ""
     """Name under which the method is registered (``Explainer(method=name)``)."""
     needs_gradients: ClassVar[bool] = True
-    """Whether the explainer must compute ``∂y/∂A``; methods that do not need it may say so."""
+    """Whether the pipeline computes ``∂y/∂A`` at the layer. ``False``: one forward under
+    ``no_grad``, and ``context.gradients`` raises."""
+    needs_higher_order: ClassVar[bool] = False
+    """Whether the gradient graph after the layer is kept for
+    :meth:`~camkit.methods.MethodContext.hessian_vector_product` (ShapleyCAM-style methods)."""
+    extra_passes: ClassVar[bool] = False
+    """Whether the method runs the model again through the context (scoring perturbed inputs
+    or replaced activations, captures on other inputs, full gradients). A method that does so
+    without declaring it gets a :class:`~camkit.errors.MethodError`."""
 
     @abstractmethod
-    def compute(self, capture: LayerCapture) -> Tensor:
-        """Return the raw maps, shape ``(B, H, W)``, non-negative."""
+    def compute(self, context: MethodContext) -> Tensor:
+        """Return the raw maps, shape ``(B, h, w)``, non-negative."""
 
-    def __call__(self, capture: LayerCapture) -> Tensor:
-        return self.compute(capture)
+    def __call__(self, context: MethodContext) -> Tensor:
+        return self.compute(context)
+
+    def check_output(self, maps: object, batch: int) -> Tensor:
+        """Validate what :meth:`compute` returned: a floating ``(B, h, w)`` tensor, finite and
+        non-negative. Returns it detached, at least ``float32``.
+
+        Raises:
+            MethodError: naming the method, what it returned and what was expected.
+        """
+        label = type(self).__name__
+        if not isinstance(maps, Tensor) or maps.ndim != 3 or maps.shape[0] != batch:
+            shape = tuple(getattr(maps, "shape", ())) or type(maps).__name__
+            raise MethodError(
+                f"{label}.compute returned {shape}; it must return a tensor of shape "
+                f"(B, h, w) with B = {batch}, one map per image"
+            )
+        if not maps.is_floating_point() or min(maps.shape[1:]) < 1:
+            raise MethodError(
+                f"{label}.compute returned a {maps.dtype} tensor of shape {tuple(maps.shape)}; "
+                "it must be floating point with a non-empty grid"
+            )
+        (result,) = at_least_float32(maps.detach())
+        if not bool(torch.isfinite(result).all()):
+            raise MethodError(
+                f"{label}.compute returned NaN or infinite values; check the model's "
+                "activations and gradients at the layer (and the method's divisions)"
+            )
+        if bool((result < 0).any()):
+            raise MethodError(
+                f"{label}.compute returned negative values (minimum {float(result.min()):g}); "
+                "a CAM is non-negative: apply torch.relu to the map before returning it"
+            )
+        return result
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -77,31 +137,32 @@ class GradientWeightedCAM(CAMMethod):
 
     Override :meth:`channel_weights` to define a new method; everything else (capture,
     ReLU, normalisation, resizing, rendering) is shared.
-
-    Half-precision captures (``float16``, ``bfloat16``) are computed in ``float32``: the
-    squares and cubes of small gradients, as in Grad-CAM++, underflow to zero in ``float16``
-    and would give empty maps.
     """
 
     @abstractmethod
     def channel_weights(self, activations: Tensor, gradients: Tensor) -> Tensor:
         """Return the weight ``w_k`` of each channel, shape ``(B, C)``."""
 
-    def compute(self, capture: LayerCapture) -> Tensor:
-        activations, gradients = _at_least_float32(capture.activations, capture.gradients)
+    def compute(self, context: MethodContext) -> Tensor:
+        activations, gradients = context.activations, context.gradients
         weights = self.channel_weights(activations, gradients)
         expected = activations.shape[:2]
-        if weights.shape != expected:
-            raise ValueError(
-                f"{type(self).__name__}.channel_weights returned shape {tuple(weights.shape)}, "
+        if not isinstance(weights, Tensor) or weights.shape != expected:
+            shape = tuple(getattr(weights, "shape", ())) or type(weights).__name__
+            raise MethodError(
+                f"{type(self).__name__}.channel_weights returned {shape}, "
                 f"expected (B, C) = {tuple(expected)}"
             )
         cam = torch.einsum("bc,bchw->bhw", weights.to(activations.dtype), activations)
         return torch.relu(cam)
 
 
-def _at_least_float32(*tensors: Tensor) -> tuple[Tensor, ...]:
-    """The tensors, with floating types narrower than ``float32`` upcast to it."""
+def at_least_float32(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """The tensors, with floating types narrower than ``float32`` upcast to it.
+
+    Half-precision captures are computed in ``float32``: the squares and cubes of small
+    gradients, as in Grad-CAM++, underflow to zero in ``float16`` and would give empty maps.
+    """
     return tuple(
         t.float() if t.is_floating_point() and torch.finfo(t.dtype).bits < 32 else t
         for t in tensors

@@ -1,0 +1,269 @@
+"""The pipeline itself: prepare → capture → method → place → :class:`ExplanationBatch`.
+
+:func:`run_pipeline` is the one path every entry point takes (``Explainer.explain``,
+``explain_batch``, ``explain_classes``, the folder runs and the CLI): it receives a
+:class:`~camkit.pipeline.prepare.PreparedBatch`, and inside
+:func:`~camkit.capture.explanation_mode`
+
+1. resolves the layers (once per explainer),
+2. records them in **one** forward pass (:func:`~camkit.capture.record_forward`),
+3. for each set of targets (one, or one per class for ``explain_classes``), takes the
+   gradients through the part after the layers only and runs the method on a
+   :class:`~camkit.methods.MethodContext` per layer, checking its output in one place,
+4. fuses several layers on the input grid,
+
+and returns the maps, still on the model's device, in an :class:`ExplanationBatch` that
+places them on the originals when asked (:mod:`camkit.pipeline.place`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import attrs
+import torch
+from torch import Tensor, nn
+
+from camkit.capture import Forward, explanation_mode, record_forward
+from camkit.errors import ConfigurationError, LayerResolutionError, TargetError
+from camkit.layers.structural import transformer_hint
+from camkit.explanation import ExplanationBatch
+from camkit.methods.base import CAMMethod, LayerCapture
+from camkit.methods.context import MethodContext, Runner, TargetScore, capture_layers
+from camkit.pipeline.fusion import fuse_layers
+from camkit.pipeline.prepare import PreparedBatch
+from camkit.plugins.manager import to_spatial
+from camkit.render.base import Renderer
+from camkit.targets import TargetSpec, target_scores
+
+__all__ = ["ClassRequest", "run_pipeline", "spatial_converter"]
+
+
+def spatial_converter(
+    model: nn.Module, input_size: tuple[int, int]
+) -> Callable[[str, Tensor], Tensor]:
+    """``(layer, output) -> (B, C, h, w)`` through the ``camkit_to_spatial`` hook, for inputs
+    of ``input_size``.
+
+    The returned function raises :class:`~camkit.errors.LayerResolutionError` when no hook
+    implementation reads the layer's layout, with the installed plugins' advice.
+    """
+
+    def convert(layer: str, output: Tensor) -> Tensor:
+        result = to_spatial(model, layer, output, input_size)
+        if result is None:
+            raise LayerResolutionError(
+                f"layer {layer!r} returns shape {tuple(output.shape)}, which no "
+                "camkit_to_spatial hook turns into a spatial map (B, C, H, W); pass a "
+                f"convolutional layer instead. {transformer_hint()}"
+            )
+        return result
+
+    return convert
+
+
+@attrs.frozen
+class ClassRequest:
+    """Several classes per image from one forward: the given ``classes``, or the ``top``
+    best-scoring ones.
+
+    Attributes:
+        classes: class indices to explain in every image, or ``None`` for the best ``top``.
+        top: how many of the best classes (clamped to the number of classes); ignored when
+            ``classes`` is given.
+    """
+
+    classes: tuple[int, ...] | None = None
+    top: int = 5
+
+    def __attrs_post_init__(self) -> None:
+        if self.classes is None:
+            top = self.top
+            if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+                raise ConfigurationError(f"top must be an int >= 1, got {top!r}")
+            return
+        if not self.classes:
+            raise TargetError("classes is empty; give at least one class index, or None")
+        repeated = sorted({c for c in self.classes if list(self.classes).count(c) > 1})
+        if repeated:
+            raise TargetError(
+                f"classes names {repeated} more than once; give each class once"
+            )
+
+    def indices(self, logits: Tensor) -> Tensor:
+        """The classes ``(B, k)`` of each image, best logit first.
+
+        Raises:
+            TargetError: a class is out of range or not an int.
+        """
+        num_classes = logits.shape[1]
+        if self.classes is None:
+            return logits.detach().topk(min(self.top, num_classes), dim=1).indices
+        # validated like any target: ints within 0..K-1
+        _, checked = target_scores(logits[:1].expand(len(self.classes), -1), list(self.classes))
+        given = torch.tensor(checked, device=logits.device, dtype=torch.long)
+        chosen = logits.detach()[:, given]
+        order = chosen.argsort(dim=1, descending=True, stable=True)
+        return given[order]
+
+
+def _target_sets(
+    logits: Tensor, target: TargetSpec, classes: ClassRequest | None
+) -> list[TargetScore]:
+    if classes is None:
+        if callable(target):
+            target_scores(logits, target)  # validates the callable's output shape
+            return [TargetScore(None, target)]
+        _, indices = target_scores(logits, target)
+        return [TargetScore(torch.tensor(indices, device=logits.device, dtype=torch.long))]
+    matrix = classes.indices(logits)
+    return [TargetScore(matrix[:, j].contiguous()) for j in range(matrix.shape[1])]
+
+
+def run_pipeline(
+    prepared: PreparedBatch,
+    *,
+    runner: Runner,
+    method: CAMMethod,
+    method_name: str,
+    resolve_layers: Callable[[Tensor], Sequence[str]],
+    renderer: Renderer,
+    target: TargetSpec = None,
+    classes: ClassRequest | None = None,
+    fusion: str = "mean",
+    class_names: Sequence[str] | None = None,
+) -> ExplanationBatch:
+    """Explain a prepared batch.
+
+    Args:
+        resolve_layers: ``example inputs -> layer names``, called with the model in eval mode.
+        target: what to explain when ``classes`` is ``None`` (see :data:`~camkit.targets.TargetSpec`).
+        classes: explain several classes per image from one forward.
+        fusion: how several layers' maps are combined (:data:`~camkit.pipeline.fusion.FUSIONS`).
+
+    Raises:
+        TargetError, LayerResolutionError, MethodError: as their names say.
+    """
+    model, inputs = runner.model, prepared.inputs
+    batch = inputs.shape[0]
+    with explanation_mode(model):
+        layers = list(resolve_layers(inputs))
+        # capture: one forward, every layer
+        forward = record_forward(
+            model, inputs, runner.output, layers, gradients=method.needs_gradients
+        )
+        sets = _target_sets(forward.logits, target, classes)
+        per_set: list[Tensor] = []
+        per_layer: list[list[Tensor]] = [[] for _ in layers]
+        scores: list[Tensor] = []
+        for j, score in enumerate(sets):
+            last = j == len(sets) - 1
+            captures, natives = capture_layers(
+                runner,
+                forward,
+                layers,
+                score,
+                gradients=method.needs_gradients,
+                retain_graph=not last,
+                create_graph=method.needs_higher_order,
+            )
+            # method: one context per layer, output checked in one place
+            maps = [
+                method.check_output(
+                    method.compute(
+                        _context(runner, method, forward, score, capture, layers, native)
+                    ),
+                    batch,
+                )
+                for capture, native in zip(captures, natives, strict=True)
+            ]
+            for store, found in zip(per_layer, maps, strict=True):
+                store.append(found)
+            scores.append(captures[0].scores)
+            per_set.append(
+                maps[0] if len(maps) == 1 else fuse_layers(maps, prepared.input_size, fusion)
+            )
+        logits = forward.logits.detach()
+    return _results(
+        prepared,
+        logits,
+        sets,
+        scores,
+        per_set,
+        dict(zip(layers, per_layer, strict=True)),
+        method_name,
+        renderer,
+        class_names,
+    )
+
+
+def _context(
+    runner: Runner,
+    method: CAMMethod,
+    forward: Forward,
+    score: TargetScore,
+    capture: LayerCapture,
+    layers: Sequence[str],
+    native: Tensor | None,
+) -> MethodContext:
+    return MethodContext(
+        runner,
+        method,
+        forward.inputs,
+        forward.logits,
+        score,
+        capture,
+        layers,
+        forward,
+        native if method.needs_higher_order else None,
+    )
+
+
+def _interleave(per_set: Sequence[Tensor]) -> Tensor:
+    """``k`` tensors ``(B, ...)`` → ``(B·k, ...)``, image by image, set by set."""
+    if len(per_set) == 1:
+        return per_set[0]
+    stacked = torch.stack(list(per_set), dim=1)
+    return stacked.reshape(-1, *stacked.shape[2:])
+
+
+def _results(
+    prepared: PreparedBatch,
+    logits: Tensor,
+    sets: Sequence[TargetScore],
+    scores: Sequence[Tensor],
+    per_set: Sequence[Tensor],
+    layer_maps: dict[str, list[Tensor]],
+    method_name: str,
+    renderer: Renderer,
+    class_names: Sequence[str] | None,
+) -> ExplanationBatch:
+    """Gather the maps (they stay on the device) and read every scalar in one transfer."""
+    batch, count = logits.shape[0], len(sets)
+    probabilities = torch.softmax(logits.float(), dim=1)
+    confidence, predicted = probabilities.max(dim=1)
+    columns = [predicted.double(), confidence.double(), *(s.double() for s in scores)]
+    if sets[0].indices is not None:
+        columns += [s.indices.double() for s in sets if s.indices is not None]
+    host = torch.stack(columns).cpu().tolist()
+    pred, conf = [int(v) for v in host[0]], host[1]
+    score_rows = host[2 : 2 + count]
+    index_rows = host[2 + count :] if sets[0].indices is not None else None
+    rows = [b for b in range(batch) for _ in range(count)]
+    return ExplanationBatch(
+        prepared=prepared,
+        rows=rows,
+        maps=_interleave(per_set),
+        layer_maps={name: _interleave(maps) for name, maps in layer_maps.items()},
+        pred_class=[pred[b] for b in rows],
+        confidence=[conf[b] for b in rows],
+        targets=[
+            None if index_rows is None else int(index_rows[j][b])
+            for b in range(batch)
+            for j in range(count)
+        ],
+        target_scores=[score_rows[j][b] for b in range(batch) for j in range(count)],
+        method=method_name,
+        renderer=renderer,
+        class_names=class_names,
+    )
