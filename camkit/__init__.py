@@ -7,7 +7,13 @@ Quick use::
     explanation.save("cat_gradcam.jpg")
 """
 
-from camkit.checkpoints import build_backbone, load_classifier, load_state_dict, read_class_names
+from camkit.compat.checkpoints import (
+    build_backbone,
+    load_classifier,
+    load_state_dict,
+    read_class_names,
+)
+from camkit.compat.seed import generate_gradcam, generate_gradcam_batch, quick_gradcam
 from camkit.errors import (
     CamkitError,
     CamkitPluginWarning,
@@ -42,7 +48,6 @@ from camkit.plugins import (
 )
 from camkit.preprocess import DataConfig
 from camkit.render import JetRenderer, Renderer
-from camkit.seed import generate_gradcam, generate_gradcam_batch, quick_gradcam
 
 __version__ = "0.1.0"
 

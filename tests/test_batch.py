@@ -12,7 +12,7 @@ from PIL import Image
 from tiny_models import SmallCNN
 
 from camkit import Explainer, ImageSkippedWarning, InputError
-from camkit.batch import (
+from camkit.tools.batch import (
     REPORT_COLUMNS,
     explain_files,
     find_images,

@@ -18,7 +18,7 @@ import torch
 from helpers import build, recalibrate_batchnorm
 from torch import nn
 
-from camkit.checkpoints import (
+from camkit.compat.checkpoints import (
     SEED_ALIASES,
     build_backbone,
     load_classifier,

@@ -13,7 +13,7 @@ import timm
 import torch
 from PIL import Image
 
-from camkit.cli import main
+from camkit.tools.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +142,7 @@ def test_plugins(capsys: pytest.CaptureFixture[str]) -> None:
 def test_console_script_help() -> None:
     for command in ([], ["explain"], ["layers"], ["plugins"]):
         done = subprocess.run(
-            [sys.executable, "-m", "camkit.cli", *command, "--help"],
+            [sys.executable, "-m", "camkit.tools.cli", *command, "--help"],
             capture_output=True,
             text=True,
             check=False,

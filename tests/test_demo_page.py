@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from camkit.cli import main
 from camkit.demo.report import DEMO_SCENES
+from camkit.tools.cli import main
 
 CHROMIUM_FLAGS = [
     "--headless",

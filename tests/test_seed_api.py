@@ -83,7 +83,7 @@ def test_letterbox_and_target(project: Path) -> None:
 def test_cuda_true_without_cuda_warns_once(project: Path, tmp_path: Path) -> None:
     if torch.cuda.is_available():
         pytest.skip("tests the CPU fallback")
-    from camkit.seed import _cached_explainer
+    from camkit.compat.seed import _cached_explainer
 
     _cached_explainer.cache_clear()
     settings = {**args(project), "cuda": True}

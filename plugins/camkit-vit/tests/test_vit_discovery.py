@@ -9,9 +9,9 @@ import pytest
 import timm
 import torch
 from camkit import Explainer
-from camkit.cli import main
 from camkit.errors import LayerResolutionError
 from camkit.plugins import get_plugin_manager
+from camkit.tools.cli import main
 
 import camkit_vit.plugin
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import torch
 
-from camkit.batch import explain_files, find_images, plan_outputs
-from camkit.checkpoints import load_classifier
+from camkit.compat.checkpoints import load_classifier
 from camkit.errors import CamkitError, ImageSkippedWarning
 from camkit.explainer import Explainer
 from camkit.layers.structural import trace_calls
 from camkit.plugins.manager import list_plugins, list_registrations
 from camkit.preprocess import RESIZE_MODES, DataConfig
+from camkit.tools.batch import explain_files, find_images, plan_outputs
 
 __all__ = ["main"]
 

@@ -3,9 +3,9 @@
 
 They replace ``tools.visualize_gradcam`` of the classification projects camkit grew from:
 the model is built from ``backbone`` and the class file, its checkpoint loaded with
-:func:`camkit.checkpoints.load_classifier`, images are preprocessed as those projects did
-(RGB, shorter side resized and centre-cropped to ``input_shape``, or letterboxed onto grey,
-ImageNet mean/std), and Grad-CAM++ maps are mapped back onto the original pixels.
+:func:`camkit.compat.checkpoints.load_classifier`, images are preprocessed as those projects
+did (RGB, shorter side resized and centre-cropped to ``input_shape``, or letterboxed onto
+grey, ImageNet mean/std), and Grad-CAM++ maps are mapped back onto the original pixels.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from camkit.batch import explain_files, find_images, plan_outputs
-from camkit.checkpoints import load_classifier
+from camkit.compat.checkpoints import load_classifier
 from camkit.explainer import Explainer
 from camkit.explanation import Explanation
 from camkit.preprocess import IMAGENET_MEAN, IMAGENET_STD, DataConfig
+from camkit.tools.batch import explain_files, find_images, plan_outputs
 
 __all__ = ["generate_gradcam", "generate_gradcam_batch", "make_explainer", "quick_gradcam"]
 

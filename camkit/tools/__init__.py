@@ -1,0 +1,10 @@
+"""Tools built on camkit's public engine.
+
+- :mod:`camkit.tools.batch`: explaining folders of images, with safe output names, batching
+  and a CSV report (:func:`~camkit.tools.batch.explain_files`);
+- :mod:`camkit.tools.cli`: the ``camkit`` command (``explain``, ``layers``, ``demo``,
+  ``evaluate``, ``plugins``), also run as ``python -m camkit.tools.cli``.
+
+The package imports neither: ``import camkit`` loads the batch tool (the seed functions use
+it), never the command line.
+"""
