@@ -156,9 +156,7 @@ class Explainer:
         batch_size: int = 64,
     ) -> None:
         if not isinstance(model, nn.Module):
-            raise ConfigurationError(
-                f"model must be a torch.nn.Module, got {type(model).__name__}"
-            )
+            raise ConfigurationError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigurationError(f"batch_size must be an int >= 1, got {batch_size!r}")
         self.method: CAMMethod = _make_method(method)
@@ -205,9 +203,7 @@ class Explainer:
         if self._layers is None:
             if example is None:
                 height, width = self.data_config.input_size
-                example = torch.zeros(
-                    1, 3, height, width, device=self.device, dtype=self._dtype()
-                )
+                example = torch.zeros(1, 3, height, width, device=self.device, dtype=self._dtype())
             with explanation_mode(self.model):
                 return LAYER_SEPARATOR.join(self._resolve(example))
         return LAYER_SEPARATOR.join(self._layers)
@@ -359,7 +355,9 @@ class Explainer:
     ) -> ExplanationBatch:
         """:meth:`explain_classes` for a batch: one forward for all images; the result holds,
         image by image, one :class:`Explanation` per class, best score first."""
-        if classes is not None and (isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence)):
+        if classes is not None and (
+            isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence)
+        ):
             raise TargetError(
                 f"classes must be a sequence of class indices or None, got {classes!r}"
             )

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import attrs
 import cv2
@@ -36,6 +36,8 @@ from camkit.pipeline.prepare import PreparedBatch
 from camkit.render.base import Renderer
 
 __all__ = ["Explanation", "ExplanationBatch"]
+
+_T = TypeVar("_T")
 
 LAYER_SEPARATOR = "+"
 """Joins the names of several layers in :attr:`Explanation.layer` and in reports."""
@@ -115,11 +117,12 @@ class ExplanationBatch(Sequence["Explanation"]):
 
     __hash__ = object.__hash__
 
-    def _cached(self, key: str, make: Any) -> Any:
+    def _cached(self, key: str, make: Callable[[], _T]) -> _T:
         with self._lock:
             if key not in self._cache:
                 self._cache[key] = make()
-            return self._cache[key]
+            found: _T = self._cache[key]
+            return found
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -156,9 +159,7 @@ class ExplanationBatch(Sequence["Explanation"]):
     def input_maps(self) -> Tensor:
         """The maps at the input's resolution ``(N, H, W)``, min-max normalised to
         ``[0, 1]``, on the model's device: what :class:`camkit.metrics.Scorer` takes."""
-        return self._cached(
-            "input", lambda: maps_on_input(self._maps, self._prepared.input_size)
-        )
+        return self._cached("input", lambda: maps_on_input(self._maps, self._prepared.input_size))
 
     def cams(self) -> list[NDArray[np.float32]]:
         """The maps on the original images, one float32 ``(H, W)`` array in ``[0, 1]`` each."""

@@ -103,7 +103,7 @@ def run_demo(
     results: dict[str, list[Explanation]] = {}
     for method in methods:
         explainer = Explainer(model, method=method, device="cpu", class_names=names)
-        results[method] = explainer.explain_batch(images)
+        results[method] = list(explainer.explain_batch(images))
 
     rows: list[str] = []
     with (out / "demo_report.csv").open("w", newline="", encoding="utf-8") as handle:

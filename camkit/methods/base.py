@@ -10,7 +10,7 @@ method.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 import torch
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["CAMMethod", "GradientWeightedCAM", "LayerCapture", "at_least_float32"]
 
 
-def _is_spatial(_: object, attribute: attrs.Attribute[Tensor | None], value: Tensor | None) -> None:
+def _is_spatial(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is None and attribute.name == "gradients":
         return
     if not isinstance(value, Tensor) or value.ndim != 4:

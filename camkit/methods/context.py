@@ -259,8 +259,13 @@ class MethodContext:
         batch = activations.shape[0]
         empty = activations.new_zeros(batch, 0)
         return cls(
-            None, method, activations.new_zeros(batch, 0, 0, 0), empty, TargetScore(None),
-            upcast, (capture.layer,),
+            None,
+            method,
+            activations.new_zeros(batch, 0, 0, 0),
+            empty,
+            TargetScore(None),
+            upcast,
+            (capture.layer,),
         )
 
     @property
@@ -385,9 +390,10 @@ class MethodContext:
             total = int(versions.shape[1])
             tensor = versions
 
-            def make(start: int, stop: int) -> Tensor:
+            def sliced(start: int, stop: int) -> Tensor:
                 return tensor[:, start:stop]
 
+            make: Callable[[int, int], Tensor] = sliced
         else:
             if count is None or count < 0:
                 raise MethodError("a function of perturbed versions needs count=N")
@@ -457,7 +463,7 @@ class MethodContext:
             MethodError: the layer's output is not a channels-first map (it is reshaped by a
                 ``camkit_to_spatial`` hook), so it cannot be replaced in its own layout.
         """
-        runner = self._require("score_activations")
+        self._require("score_activations")
         forward = self._forward
         if forward is None or tuple(forward.outputs[self.layer].shape) != tuple(
             self.activations.shape
@@ -555,7 +561,7 @@ class MethodContext:
         batch = len(self)
 
         def per_version(logits: Tensor) -> Tensor:
-            return torch.cat([function(part) for part in logits.split(batch)])
+            return torch.cat([function(part) for part in torch.split(logits, batch)])
 
         return TargetScore(None, per_version)
 
@@ -563,17 +569,20 @@ class MethodContext:
         """A context like this one on other inputs ``(B, C, H, W)`` (an augmented batch),
         for the same targets, with its own forward and capture of :attr:`layer`."""
         runner = self._require("with_inputs")
+        assert self._method is not None  # checked by _require
         inputs = inputs.to(self._inputs.device, self._inputs.dtype)
         needs = self._method.needs_gradients
-        forward = record_forward(
-            runner.model, inputs, runner.output, [self.layer], gradients=needs
-        )
-        (capture,), _ = capture_layers(
-            runner, forward, [self.layer], self._score, gradients=needs
-        )
+        forward = record_forward(runner.model, inputs, runner.output, [self.layer], gradients=needs)
+        (capture,), _ = capture_layers(runner, forward, [self.layer], self._score, gradients=needs)
         return MethodContext(
-            runner, self._method, inputs, forward.logits, self._score, capture,
-            self._layers, forward,
+            runner,
+            self._method,
+            inputs,
+            forward.logits,
+            self._score,
+            capture,
+            self._layers,
+            forward,
         )
 
     def full_gradients(self, modules: Sequence[str] = ()) -> FullGradients:

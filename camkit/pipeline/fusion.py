@@ -47,7 +47,9 @@ def check_fusion(name: str) -> str:
     return name
 
 
-def fuse_layers(maps: Sequence[Tensor], input_size: tuple[int, int], fusion: str = "mean") -> Tensor:
+def fuse_layers(
+    maps: Sequence[Tensor], input_size: tuple[int, int], fusion: str = "mean"
+) -> Tensor:
     """Fuse per-layer maps ``(B, h_l, w_l)`` into one map ``(B, H, W)`` on the input grid.
 
     Each map is min-max normalised on its grid (a constant map becomes zeros), resized to

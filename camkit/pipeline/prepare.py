@@ -145,8 +145,6 @@ def prepare_batch(
     from_tensors = [i for i, d in enumerate(decoded) if d is None]
     # tensor inputs are de-normalised from the caller's values, before any cast to the
     # model's dtype; kept as a copy on the model's device until an original is asked for
-    caller_values = (
-        stacked[from_tensors].detach().to(device, copy=True) if from_tensors else None
-    )
+    caller_values = stacked[from_tensors].detach().to(device, copy=True) if from_tensors else None
     originals = _Originals(decoded, caller_values, config)
     return PreparedBatch(inputs, tuple(placements), originals)

@@ -26,8 +26,8 @@ from torch import Tensor, nn
 
 from camkit.capture import Forward, explanation_mode, record_forward
 from camkit.errors import ConfigurationError, LayerResolutionError, TargetError
-from camkit.layers.structural import transformer_hint
 from camkit.explanation import ExplanationBatch
+from camkit.layers.structural import transformer_hint
 from camkit.methods.base import CAMMethod, LayerCapture
 from camkit.methods.context import MethodContext, Runner, TargetScore, capture_layers
 from camkit.pipeline.fusion import fuse_layers
@@ -50,7 +50,7 @@ def spatial_converter(
     """
 
     def convert(layer: str, output: Tensor) -> Tensor:
-        result = to_spatial(model, layer, output, input_size)
+        result: Tensor | None = to_spatial(model, layer, output, input_size)
         if result is None:
             raise LayerResolutionError(
                 f"layer {layer!r} returns shape {tuple(output.shape)}, which no "
@@ -86,9 +86,7 @@ class ClassRequest:
             raise TargetError("classes is empty; give at least one class index, or None")
         repeated = sorted({c for c in self.classes if list(self.classes).count(c) > 1})
         if repeated:
-            raise TargetError(
-                f"classes names {repeated} more than once; give each class once"
-            )
+            raise TargetError(f"classes names {repeated} more than once; give each class once")
 
     def indices(self, logits: Tensor) -> Tensor:
         """The classes ``(B, k)`` of each image, best logit first.
@@ -104,7 +102,8 @@ class ClassRequest:
         given = torch.tensor(checked, device=logits.device, dtype=torch.long)
         chosen = logits.detach()[:, given]
         order = chosen.argsort(dim=1, descending=True, stable=True)
-        return given[order]
+        ordered: Tensor = given[order]
+        return ordered
 
 
 def _target_sets(
@@ -137,7 +136,8 @@ def run_pipeline(
 
     Args:
         resolve_layers: ``example inputs -> layer names``, called with the model in eval mode.
-        target: what to explain when ``classes`` is ``None`` (see :data:`~camkit.targets.TargetSpec`).
+        target: what to explain when ``classes`` is ``None``
+            (:data:`~camkit.targets.TargetSpec`).
         classes: explain several classes per image from one forward.
         fusion: how several layers' maps are combined (:data:`~camkit.pipeline.fusion.FUSIONS`).
 

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from camkit.errors import CamkitError, ImageSkippedWarning, InputError
+from camkit.errors import CamkitError, ConfigurationError, ImageSkippedWarning, InputError
 from camkit.explainer import Explainer
 from camkit.explanation import Explanation
 from camkit.preprocess import load_rgb
@@ -191,13 +191,15 @@ def iter_explain_files(
     jobs: Sequence[ImageJob],
     *,
     target: int | None = None,
+    top: int | None = None,
     alpha: float = 0.5,
     batch_size: int = 8,
     save: bool = True,
     report: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
 ) -> Iterator[FileResult]:
-    """Explain image files in batches, yielding one :class:`FileResult` per job, in order.
+    """Explain image files in batches, yielding one :class:`FileResult` per job, in order
+    (with ``top``, one per job and class, best score first).
 
     Images are decoded and explained ``batch_size`` at a time. An unreadable, truncated or
     non-image file is reported (an :class:`~camkit.errors.ImageSkippedWarning` and a result
@@ -206,17 +208,22 @@ def iter_explain_files(
 
     Args:
         target: the class to explain in every image; ``None`` for each one's prediction.
+        top: explain each image's ``top`` best classes from one forward
+            (:meth:`~camkit.Explainer.explain_batch_classes`); each overlay's name then ends
+            in ``_class<N>`` before the extension; ``target`` is ignored.
         save: write each overlay to its job's output path.
         progress: show a tqdm bar; ``None`` shows it only when stderr is a terminal.
 
     Raises:
-        ValueError: ``batch_size`` < 1 or ``alpha`` outside ``[0, 1]``.
+        ConfigurationError: ``batch_size`` or ``top`` < 1, or ``alpha`` outside ``[0, 1]``.
         TargetError: ``target`` is out of range for the model.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}")
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
+        raise ConfigurationError(f"alpha must lie in [0, 1], got {alpha!r}")
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+        raise ConfigurationError(f"top must be an int >= 1 or None, got {top!r}")
     show = sys.stderr.isatty() if progress is None else progress
     writer = ReportWriter(report) if report is not None else None
     try:
@@ -224,38 +231,61 @@ def iter_explain_files(
             for start in range(0, len(jobs), batch_size):
                 chunk = jobs[start : start + batch_size]
                 loaded: list[tuple[ImageJob, NDArray[np.uint8]]] = []
-                outcomes: dict[int, FileResult] = {}
+                outcomes: dict[int, list[FileResult]] = {}
                 for i, job in enumerate(chunk):
                     try:
                         loaded.append((job, load_rgb(job.source)))
                     except InputError as error:
-                        outcomes[i] = _skip(job.source, error)
-                explanations = (
-                    explainer.explain_batch([image for _, image in loaded], target)
-                    if loaded
-                    else []
-                )
-                by_job = {id(job): e for (job, _), e in zip(loaded, explanations, strict=True)}
-                for i, job in enumerate(chunk):
-                    if i in outcomes:
-                        continue
-                    explanation = by_job[id(job)]
-                    heatmap: Path | None = None
-                    if save:
-                        try:
-                            heatmap = explanation.save(job.output, alpha)
-                        except (OSError, ValueError, CamkitError) as error:
-                            outcomes[i] = _skip(job.source, error)
-                            continue
-                    outcomes[i] = FileResult(job.source, heatmap, explanation, None)
+                        outcomes[i] = [_skip(job.source, error)]
+                images = [image for _, image in loaded]
+                explained = _explain(explainer, images, target, top)
+                for (position, job), group in zip(
+                    ((i, job) for i, job in enumerate(chunk) if i not in outcomes),
+                    explained,
+                    strict=True,
+                ):
+                    outcomes[position] = [
+                        _save(job, explanation, save, alpha, top is not None)
+                        for explanation in group
+                    ]
                 for i in range(len(chunk)):
-                    if writer is not None:
-                        writer.write(outcomes[i])
+                    for outcome in outcomes[i]:
+                        if writer is not None:
+                            writer.write(outcome)
+                        yield outcome
                     bar.update(1)
-                    yield outcomes[i]
     finally:
         if writer is not None:
             writer.close()
+
+
+def _explain(
+    explainer: Explainer, images: list[NDArray[np.uint8]], target: int | None, top: int | None
+) -> list[list[Explanation]]:
+    """The explanations of each image: one, or its ``top`` classes."""
+    if not images:
+        return []
+    if top is None:
+        return [[e] for e in explainer.explain_batch(images, target)]
+    flat = list(explainer.explain_batch_classes(images, top=top))
+    per_image = len(flat) // len(images)
+    return [flat[i : i + per_image] for i in range(0, len(flat), per_image)]
+
+
+def _save(
+    job: ImageJob, explanation: Explanation, save: bool, alpha: float, by_class: bool
+) -> FileResult:
+    """Write one overlay (named for its class with ``by_class``); an error becomes a row."""
+    heatmap: Path | None = None
+    if save:
+        output = job.output
+        if by_class:
+            output = output.with_name(f"{output.stem}_class{explanation.target}{output.suffix}")
+        try:
+            heatmap = explanation.save(output, alpha)
+        except (OSError, CamkitError) as error:
+            return _skip(job.source, error)
+    return FileResult(job.source, heatmap, explanation, None)
 
 
 def explain_files(
@@ -263,6 +293,7 @@ def explain_files(
     jobs: Sequence[ImageJob],
     *,
     target: int | None = None,
+    top: int | None = None,
     alpha: float = 0.5,
     batch_size: int = 8,
     save: bool = True,
@@ -275,6 +306,7 @@ def explain_files(
             explainer,
             jobs,
             target=target,
+            top=top,
             alpha=alpha,
             batch_size=batch_size,
             save=save,

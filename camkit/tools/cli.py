@@ -15,10 +15,12 @@ from pathlib import Path
 
 import torch
 
+from camkit.capture import explanation_mode
 from camkit.compat.checkpoints import load_classifier
 from camkit.errors import CamkitError, ImageSkippedWarning
 from camkit.explainer import Explainer
 from camkit.layers.structural import trace_calls
+from camkit.pipeline.fusion import FUSIONS
 from camkit.plugins.manager import list_plugins, list_registrations
 from camkit.preprocess import RESIZE_MODES, DataConfig
 from camkit.tools.batch import explain_files, find_images, plan_outputs
@@ -86,8 +88,26 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_model_options(explain)
     cam = explain.add_argument_group("explanation")
     cam.add_argument("--method", default="gradcam++", help="CAM method (default gradcam++)")
-    cam.add_argument("--layer", metavar="NAME", help="target layer (default: automatic)")
+    cam.add_argument(
+        "--layer",
+        action="append",
+        metavar="NAME",
+        help="target layer (default: automatic); repeat to fuse several layers",
+    )
+    cam.add_argument(
+        "--fusion",
+        default="mean",
+        choices=sorted(FUSIONS),
+        help="how several layers' maps are combined (default mean)",
+    )
     cam.add_argument("--target", type=int, metavar="N", help="class to explain (default: pred)")
+    cam.add_argument(
+        "--top",
+        type=_positive_int,
+        metavar="K",
+        help="explain each image's K best classes from one forward: one overlay and one "
+        "report row per class",
+    )
     cam.add_argument("--alpha", type=_alpha, default=0.5, help="heatmap weight (default 0.5)")
     out = explain.add_argument_group("output")
     out.add_argument("--out", default="cam_output", metavar="DIR", help="output folder")
@@ -170,7 +190,7 @@ def _run_explain(args: argparse.Namespace) -> int:
     images = find_images(args.paths, recursive=args.recursive)
     if not images:
         raise UsageError("no images found in " + ", ".join(map(repr, args.paths)))
-    explainer = _explainer(args, method=args.method, layer=args.layer)
+    explainer = _explainer(args, method=args.method, layer=args.layer, fusion=args.fusion)
     jobs = plan_outputs(images, args.out)
     report = Path(args.out) / "gradcam_report.csv" if args.report else None
     failed = 0
@@ -180,6 +200,7 @@ def _run_explain(args: argparse.Namespace) -> int:
             explainer,
             jobs,
             target=args.target,
+            top=args.top,
             alpha=args.alpha,
             batch_size=args.batch_size,
             report=report,
@@ -192,12 +213,16 @@ def _run_explain(args: argparse.Namespace) -> int:
             print(f"camkit: failed {result.image}: {result.error}", file=sys.stderr)
             continue
         name = f" ({e.pred_name})" if e.pred_name else ""
+        target = f" target={e.target} score={e.target_score:.3f}" if args.top else ""
         print(
-            f"{result.image} -> {result.heatmap}  pred={e.pred_class}{name} conf={e.confidence:.3f}"
+            f"{result.image} -> {result.heatmap}  pred={e.pred_class}{name} "
+            f"conf={e.confidence:.3f}{target}"
         )
+    count = len({result.image for result in results})
     print(
-        f"camkit: explained {len(results) - failed} of {len(results)} images"
-        f" at layer {explainer.layer!r} with {explainer.method_name}"
+        f"camkit: explained {count - failed} of {count} images"
+        + (f", {args.top} classes each," if args.top else "")
+        + f" at layer {explainer.layer!r} with {explainer.method_name}"
         + (f"; report: {report}" if report else ""),
         file=sys.stderr,
     )
@@ -209,13 +234,8 @@ def _run_layers(args: argparse.Namespace) -> int:
     height, width = explainer.data_config.input_size
     example = torch.zeros(1, 3, height, width, device=explainer.device)
     chosen = explainer.resolve_layer(example)
-    model = explainer.model
-    training = model.training
-    model.eval()
-    try:
-        calls = trace_calls(model, example)
-    finally:
-        model.train(training)
+    with explanation_mode(explainer.model):
+        calls = trace_calls(explainer.model, example)
     last: dict[str, tuple[str, tuple[int, ...] | None, bool]] = {}
     for call in calls:
         last[call.name] = (call.kind, call.shape, call.candidate)
