@@ -1,0 +1,256 @@
+"""Engine v2: several classes from one forward, several layers fused, one pipeline."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from helpers import build, minmax, recalibrate_batchnorm
+from torch import Tensor, nn
+
+from camkit import Explainer
+from camkit.errors import ConfigurationError, LayerNotFoundError, TargetError
+
+
+@pytest.fixture(scope="module")
+def resnet() -> nn.Module:
+    return recalibrate_batchnorm(build("torchvision", "resnet18", num_classes=10), size=64)
+
+
+def _input(seed: int = 0, batch: int | None = None, size: int = 64) -> Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    shape = (3, size, size) if batch is None else (batch, 3, size, size)
+    return torch.randn(*shape, generator=generator)
+
+
+class ForwardCounter:
+    """Counts the model's forward calls through a pre-hook (removed by ``close``)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.calls = 0
+        self._handle = model.register_forward_pre_hook(self._count)
+
+    def _count(self, *_: Any) -> None:
+        self.calls += 1
+
+    def close(self) -> None:
+        self._handle.remove()
+
+
+# ---- explain_classes ------------------------------------------------------------------------
+
+
+def test_top_classes_from_one_forward_equal_single_calls(resnet: nn.Module) -> None:
+    explainer = Explainer(resnet, device="cpu")
+    x = _input()
+    with torch.no_grad():
+        logits = resnet(x[None])[0]
+    counter = ForwardCounter(resnet)
+    try:
+        results = explainer.explain_classes(x, top=4)
+    finally:
+        counter.close()
+    assert counter.calls == 1
+    assert [r.target for r in results] == logits.topk(4).indices.tolist()
+    scores = [r.target_score for r in results]
+    assert scores == sorted(scores, reverse=True)
+    np.testing.assert_allclose(scores, logits.topk(4).values.numpy(), rtol=1e-5)
+    for result in results:
+        single = explainer.explain(x, target=result.target)
+        np.testing.assert_allclose(result.raw, single.raw, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(result.cam, single.cam, rtol=1e-5, atol=1e-5)
+        assert result.pred_class == single.pred_class == int(logits.argmax())
+        assert result.confidence == pytest.approx(single.confidence, rel=1e-6)
+
+
+def test_given_classes_are_exactly_those_best_first(resnet: nn.Module) -> None:
+    explainer = Explainer(resnet, device="cpu")
+    x = _input(1)
+    with torch.no_grad():
+        logits = resnet(x[None])[0]
+    wanted = [7, 2, 5]
+    results = explainer.explain_classes(x, classes=wanted, top=1)  # top is ignored
+    expected = sorted(wanted, key=lambda c: -float(logits[c]))
+    assert [r.target for r in results] == expected
+    for result in results:
+        np.testing.assert_allclose(
+            result.raw, explainer.explain(x, target=result.target).raw, rtol=1e-5, atol=1e-5
+        )
+
+
+def test_top_is_clamped_to_the_number_of_classes() -> None:
+    model = build("torchvision", "resnet18", num_classes=3).eval()
+    results = Explainer(model, device="cpu").explain_classes(_input(2), top=10)
+    assert sorted(r.target for r in results) == [0, 1, 2]
+
+
+def test_classes_of_a_batch_come_image_by_image(resnet: nn.Module) -> None:
+    explainer = Explainer(resnet, device="cpu")
+    x = _input(3, batch=2)
+    results = explainer.explain_batch_classes(x, top=2)
+    with torch.no_grad():
+        top = resnet(x).topk(2).indices
+    assert [r.target for r in results] == top.flatten().tolist()
+    for i, result in enumerate(results):
+        single = explainer.explain(x[i // 2], target=result.target)
+        np.testing.assert_allclose(result.raw, single.raw, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"top": 0}, ConfigurationError, "top must be an int >= 1"),
+        ({"top": -2}, ConfigurationError, "top must be an int >= 1"),
+        ({"top": 2.5}, ConfigurationError, "top must be an int >= 1"),
+        ({"classes": [3, 10]}, TargetError, "target 10 is out of range"),
+        ({"classes": [-1]}, TargetError, "target -1 is out of range"),
+        ({"classes": []}, TargetError, "classes is empty"),
+        ({"classes": [4, 4]}, TargetError, r"classes names \[4\] more than once"),
+        ({"classes": 4}, TargetError, "classes must be a sequence"),
+        ({"classes": [1.5]}, TargetError, "must be an int class index"),
+    ],
+)
+def test_explain_classes_bad_inputs(
+    resnet: nn.Module, kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        Explainer(resnet, device="cpu").explain_classes(_input(), **kwargs)
+
+
+# ---- several layers -----------------------------------------------------------------------
+
+
+def test_each_layer_of_a_list_equals_that_layer_alone(resnet: nn.Module) -> None:
+    """layer3's gradient flows through layer4: the fused capture's layer3 map is the map of
+    layer3 explained on its own."""
+    x = _input(4, batch=2)
+    fused = Explainer(resnet, layer=["layer3", "layer4"], device="cpu").explain_batch(x)
+    alone = {
+        name: Explainer(resnet, layer=name, device="cpu").explain_batch(x)
+        for name in ("layer3", "layer4")
+    }
+    for i, result in enumerate(fused):
+        assert result.layer == "layer3+layer4"
+        assert result.layers == ("layer3", "layer4")
+        assert set(result.layer_maps) == {"layer3", "layer4"}
+        for name, single in alone.items():
+            assert result.layer_maps[name].max() > 0
+            np.testing.assert_allclose(
+                result.layer_maps[name], single[i].raw, rtol=1e-5, atol=1e-6
+            )
+
+
+def test_layers_are_captured_in_one_forward(resnet: nn.Module) -> None:
+    counter = ForwardCounter(resnet)
+    try:
+        Explainer(resnet, layer=["layer2", "layer3", "layer4"], device="cpu").explain(_input())
+    finally:
+        counter.close()
+    assert counter.calls == 1
+
+
+def test_mean_fusion_equals_pytorch_grad_cam(resnet: nn.Module) -> None:
+    from pytorch_grad_cam import GradCAMPlusPlus
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    x = _input(5, batch=2)
+    explanations = Explainer(resnet, layer=["layer3", "layer4"], device="cpu").explain_batch(
+        x, targets=[1, 6]
+    )
+    with GradCAMPlusPlus(model=resnet, target_layers=[resnet.layer3, resnet.layer4]) as cam:
+        reference = cam(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in (1, 6)])
+    ours = minmax(np.stack([e.raw for e in explanations]))
+    assert ours.shape == reference.shape == (2, 64, 64)
+    assert np.abs(ours - reference).max() < 2e-3
+    np.testing.assert_allclose(explanations.input_maps().numpy(), ours, atol=1e-5)
+
+
+@pytest.mark.parametrize("fusion", ["max", "product"])
+def test_other_fusions_combine_the_normalised_layer_maps(resnet: nn.Module, fusion: str) -> None:
+    import cv2
+
+    x = _input(6)
+    result = Explainer(resnet, layer=["layer3", "layer4"], fusion=fusion, device="cpu").explain(x)
+    resized = [
+        cv2.resize(minmax(m[None])[0], (64, 64), interpolation=cv2.INTER_LINEAR)
+        for m in result.layer_maps.values()
+    ]
+    combine = np.maximum if fusion == "max" else np.multiply
+    np.testing.assert_allclose(result.raw, combine(*resized), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("layer", "error", "message"),
+    [
+        ([], ConfigurationError, r"layer=\[\] names no layer"),
+        (["layer4", "layer4"], ConfigurationError, "'layer4' is given twice"),
+        (["layer3", "layer4", "layer3"], ConfigurationError, "'layer3' is given twice"),
+        (["layer4", "layer9"], LayerNotFoundError, "layer 'layer9' not found"),
+        ([4], ConfigurationError, "each layer must be a dotted name or an nn.Module"),
+    ],
+)
+def test_layer_list_bad_inputs(
+    resnet: nn.Module, layer: Any, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        Explainer(resnet, layer=layer, device="cpu")
+
+
+def test_a_module_and_its_name_are_the_same_layer(resnet: nn.Module) -> None:
+    with pytest.raises(ConfigurationError, match="given twice"):
+        Explainer(resnet, layer=[resnet.layer4, "layer4"], device="cpu")
+
+
+def test_unknown_fusion(resnet: nn.Module) -> None:
+    with pytest.raises(ConfigurationError, match="unknown fusion 'median'.*'mean'"):
+        Explainer(resnet, layer=["layer3", "layer4"], fusion="median", device="cpu")
+
+
+# ---- results --------------------------------------------------------------------------------
+
+
+def test_input_maps_are_the_metrics_input(resnet: nn.Module) -> None:
+    """The batch's maps at input resolution: each map resized to the input and min-max
+    normalised, a tensor on the model's device, with no conversion by the caller."""
+    import cv2
+
+    x = _input(7, batch=3)
+    batch = Explainer(resnet, device="cpu").explain_batch(x)
+    maps = batch.input_maps()
+    assert isinstance(maps, Tensor) and maps.shape == (3, 64, 64)
+    for i, explanation in enumerate(batch):
+        expected = minmax(cv2.resize(explanation.raw, (64, 64))[None])[0]
+        np.testing.assert_allclose(maps[i].numpy(), expected, atol=1e-5)
+        assert torch.equal(explanation.input_map, maps[i])
+    assert torch.equal(batch.inputs, x)
+
+
+def test_concurrent_calls_give_the_sequential_results(resnet: nn.Module) -> None:
+    explainer = Explainer(resnet, device="cpu")
+    inputs = [_input(10 + i) for i in range(4)]
+    expected = [explainer.explain(x).raw for x in inputs]
+    training = {name: m.training for name, m in resnet.named_modules()}
+    found: dict[int, np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            for _ in range(3):
+                found[i] = explainer.explain(inputs[i]).raw
+                with torch.no_grad():  # a plain forward of the shared model meanwhile
+                    resnet(inputs[i][None])
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for i in range(4):
+        np.testing.assert_allclose(found[i], expected[i], rtol=1e-5, atol=1e-6)
+    assert {name: m.training for name, m in resnet.named_modules()} == training
