@@ -19,8 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from camkit.errors import EmptyMapWarning, LayerResolutionError
-from camkit.layers.structural import transformer_hint
 from camkit.methods.base import LayerCapture
+from camkit.plugins.manager import advice
 from camkit.targets import OutputSelector, TargetSpec, target_scores
 
 __all__ = ["CaptureResult", "capture_layer", "explanation_mode"]
@@ -123,8 +123,8 @@ def capture_layer(
     if activation_map is None or gradient_map is None:
         raise LayerResolutionError(
             f"layer {layer!r} returns shape {tuple(activation.shape)}, which no "
-            "camkit_to_spatial hook turns into a spatial map (B, C, H, W); pass a "
-            f"convolutional layer instead. {transformer_hint()}"
+            "camkit_to_spatial hook turns into a spatial map (B, C, H, W). "
+            f"{advice(model, layer, 'layout')}"
         )
     if activation_map.shape[0] != inputs.shape[0]:
         raise LayerResolutionError(
@@ -134,12 +134,12 @@ def capture_layer(
             "image."
         )
     if needs_gradients:
-        _warn_if_empty(gradient_map, layer)
+        _warn_if_empty(gradient_map, layer, model)
     capture = LayerCapture(activation_map, gradient_map, scores.detach(), layer)
     return CaptureResult(capture, logits.detach(), targets)
 
 
-def _warn_if_empty(gradients: Tensor, layer: str) -> None:
+def _warn_if_empty(gradients: Tensor, layer: str, model: nn.Module) -> None:
     """Warn when some sample's gradient is zero everywhere on the layer's spatial map."""
     empty = int((gradients.flatten(1) == 0).all(dim=1).sum())
     if empty:
@@ -147,8 +147,8 @@ def _warn_if_empty(gradients: Tensor, layer: str) -> None:
             f"the gradient of the target score is zero everywhere on the map of layer "
             f"{layer!r} for {empty} of {gradients.shape[0]} images, so their explanations "
             "are empty. The score does not read this layer's spatial positions: choose an "
-            "earlier layer (for a vision transformer, one before the last attention, such as "
-            "blocks[-1].norm1, which camkit-vit picks when layer= is left out).",
+            "earlier layer. "
+            f"{advice(model, layer, 'empty-map')}",
             EmptyMapWarning,
             stacklevel=4,
         )
