@@ -94,8 +94,8 @@ class DeviceFallbackWarning(UserWarning):
 
 class EmptyMapWarning(UserWarning):
     """The gradient of the target score is zero everywhere on the target layer's map, so the
-    explanation is empty: the layer is past the point where the score reads its input (for a
-    vision transformer, after the last attention)."""
+    explanation is empty: the layer is past the point where the score reads its spatial
+    positions. The message ends with the plugins' advice (:func:`camkit.plugins.advice`)."""
 
 
 class ImageSkippedWarning(UserWarning):

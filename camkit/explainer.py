@@ -29,6 +29,7 @@ from camkit.pipeline.fusion import check_fusion
 from camkit.pipeline.prepare import PreparedBatch, prepare_batch
 from camkit.pipeline.run import ClassRequest, run_pipeline, spatial_converter
 from camkit.plugins.manager import (
+    advice,
     create_method,
     create_renderer,
     get_registry,
@@ -226,7 +227,8 @@ class Explainer:
                 return self._layers
         raise LayerResolutionError(
             f"no target layer found for {type(self.model).__name__}: no resolver knows it and "
-            "it produces no spatial (B, C, H, W) map. Pass layer='<dotted name>' to Explainer."
+            "it produces no spatial (B, C, H, W) map. "
+            f"{advice(self.model, None, 'no-layer')}"
         )
 
     def class_name(self, index: int) -> str | None:

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from camkit.errors import InputError
 from camkit.geometry import Placement
+from camkit.plugins.manager import enforced_input_size
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -70,23 +71,6 @@ def _own_config(module: nn.Module) -> Mapping[str, Any] | None:
     return None
 
 
-def _enforced_input_size(model: nn.Module) -> tuple[int, int] | None:
-    """The only input size the first timm patch embedding of ``model`` accepts, if it
-    enforces one."""
-    for module in model.modules():
-        embed = getattr(module, "patch_embed", None)
-        if not isinstance(embed, nn.Module):
-            continue
-        size = getattr(embed, "img_size", None)
-        dynamic = getattr(module, "dynamic_img_size", False)
-        if dynamic or not getattr(embed, "strict_img_size", False):
-            return None
-        if isinstance(size, Sequence) and len(size) == 2:
-            return int(size[0]), int(size[1])
-        return None
-    return None
-
-
 @attrs.frozen
 class DataConfig:
     """How images are preprocessed for a model: fit to ``input_size``, scale to ``[0, 1]``,
@@ -123,9 +107,14 @@ class DataConfig:
         config of its own that wraps one (``nn.Sequential(normalize, timm_model)``, an
         ensemble) uses the config of the first submodule that has one.
 
-        A timm transformer built for another size (``timm.create_model(..., img_size=256)``)
-        keeps the config's size although it accepts only its own: when a ``patch_embed``
-        enforces an ``img_size`` (``strict_img_size``), that size is used.
+        A model built for another input size than its config records keeps the config's size
+        although it accepts only its own: when a plugin's ``camkit_input_size`` hook says
+        which size the model enforces (:func:`camkit.plugins.enforced_input_size`), that size
+        is used.
+
+        Raises:
+            PluginError: a ``camkit_input_size`` implementation answered something other than
+                two positive integers.
         """
         cfg: Any = None
         for module in model.modules():
@@ -133,7 +122,7 @@ class DataConfig:
             if cfg is not None:
                 break
         default = cls()
-        enforced = _enforced_input_size(model)
+        enforced = enforced_input_size(model)
         if cfg is None:
             return cls(input_size=enforced or default.input_size)
         size = cfg.get("input_size")

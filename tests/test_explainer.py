@@ -123,17 +123,6 @@ def test_wrapped_model_uses_the_inner_config() -> None:
     assert DataConfig.from_model(wrapped).input_size == (299, 299)
 
 
-def test_size_enforced_by_a_patch_embedding() -> None:
-    import timm
-
-    swin = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, img_size=256)
-    assert swin.pretrained_cfg["input_size"] == (3, 224, 224)  # timm keeps the config's
-    assert DataConfig.from_model(swin).input_size == (256, 256)
-    assert DataConfig.from_model(nn.Sequential(nn.Identity(), swin)).input_size == (256, 256)
-    dynamic = timm.create_model("vit_tiny_patch16_224", pretrained=False, dynamic_img_size=True)
-    assert DataConfig.from_model(dynamic).input_size == (224, 224)
-
-
 def test_explicit_data_config(model: nn.Module) -> None:
     recorder = Recorder(model)
     config = DataConfig(input_size=(299, 299), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))

@@ -185,16 +185,43 @@ def test_no_spatial_layer_is_a_clear_error() -> None:
         Explainer(NoSpatial()).explain(torch.randn(3, 4, 4))
 
 
-def test_transformer_names_camkit_vit() -> None:
+LAYOUT_ADVICE = r"docs/plugins\.md.*camkit_to_spatial hook"
+"""The end of camkit's generic advice for a layout it cannot read."""
+
+
+@pytest.fixture
+def no_installed_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever is installed in this environment, the ``camkit`` entry-point group is empty:
+    the messages are camkit's own."""
+    from camkit.plugins import manager
+
+    monkeypatch.setattr(manager.importlib.metadata, "entry_points", lambda group: [])
+
+
+def _names_no_plugin(message: str) -> None:
+    for word in ("vit", "transformer", "swin", "deit"):
+        assert word not in message.lower()
+
+
+@pytest.mark.usefixtures("no_installed_plugins")
+def test_token_sequence_model_gets_the_generic_layout_advice() -> None:
     model = build("timm", "vit_tiny_patch16_224")
-    with pytest.raises(LayerResolutionError, match="camkit-vit"):
+    with pytest.raises(
+        LayerResolutionError,
+        match=r"token sequences \(B, N, C\), not spatial maps.*" + LAYOUT_ADVICE,
+    ) as error:
         Explainer(model).explain(torch.randn(3, 224, 224))
+    _names_no_plugin(str(error.value).replace("VisionTransformer", ""))
 
 
-def test_token_layer_given_explicitly_names_camkit_vit() -> None:
+@pytest.mark.usefixtures("no_installed_plugins")
+def test_token_layer_given_explicitly_gets_the_generic_layout_advice() -> None:
     model = build("timm", "vit_tiny_patch16_224")
-    with pytest.raises(LayerResolutionError, match=r"\(1, 197, 192\).*camkit-vit"):
+    with pytest.raises(
+        LayerResolutionError, match=r"\(1, 197, 192\).*Pass layer=.*" + LAYOUT_ADVICE
+    ) as error:
         Explainer(model, layer="blocks.11").explain(torch.randn(3, 224, 224))
+    _names_no_plugin(str(error.value))
 
 
 def test_layer_not_on_the_path() -> None:
@@ -254,11 +281,12 @@ class ChannelsLast(nn.Module):
         return self.fc(maps.mean(dim=(1, 2)))
 
 
+@pytest.mark.usefixtures("no_installed_plugins")
 def test_channels_last_model_is_not_read_as_channels_first() -> None:
     model = ChannelsLast()
-    with pytest.raises(LayerResolutionError, match=r"channels-last.*camkit-vit"):
+    with pytest.raises(LayerResolutionError, match=r"declares channels-last.*" + LAYOUT_ADVICE):
         Explainer(model).explain(torch.rand(3, 16, 16))
-    with pytest.raises(LayerResolutionError, match=r"\(1, 4, 4, 8\).*camkit-vit"):
+    with pytest.raises(LayerResolutionError, match=r"\(1, 4, 4, 8\).*" + LAYOUT_ADVICE):
         Explainer(model, layer="stage").explain(torch.rand(3, 16, 16))
 
 
@@ -275,35 +303,49 @@ class ChannelsLastEmbedding(nn.Module):
         return self.proj(x).permute(0, 2, 3, 1)
 
 
+@pytest.mark.usefixtures("no_installed_plugins")
 def test_channels_last_layer_of_a_plain_model_is_refused() -> None:
     model = nn.Sequential(ChannelsLastEmbedding(), nn.Flatten(1), nn.LazyLinear(2))
     model(torch.zeros(1, 3, 16, 16))
-    with pytest.raises(LayerResolutionError, match=r"\(1, 4, 4, 8\).*camkit-vit"):
+    with pytest.raises(LayerResolutionError, match=r"\(1, 4, 4, 8\).*" + LAYOUT_ADVICE):
         Explainer(model, layer="0").explain(torch.rand(3, 16, 16))
     # its convolution is channels-first and works
     assert Explainer(model, layer="0.proj").explain(torch.rand(3, 16, 16)).raw.shape == (4, 4)
 
 
 @pytest.mark.parametrize(
-    ("installed", "autoload_off", "advice"),
-    [
-        (False, True, "pip install camkit-vit"),
-        (True, True, "camkit-vit is installed but not loaded, because CAMKIT_DISABLE"),
-        (False, False, "pip install camkit-vit"),
-    ],
+    ("installed", "autoload_off", "not_loaded"),
+    [(False, True, False), (True, True, True), (True, False, False), (False, False, False)],
 )
-def test_transformer_advice_fits_the_installation(
-    installed: bool, autoload_off: bool, advice: str, monkeypatch: pytest.MonkeyPatch
+def test_layout_advice_fits_the_installation(
+    installed: bool, autoload_off: bool, not_loaded: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from camkit.layers import structural
+    """Installed plugins that are not loaded because autoload is off are named (by their
+    distributions: data from the entry-point group); the advice itself stays generic."""
+    import types
+
     from camkit.plugins import manager
 
-    monkeypatch.setattr(structural, "_installed", lambda distribution: installed)
+    class Inert:  # an installed plugin with no say in layouts
+        pass
+
+    point = types.SimpleNamespace(
+        name="acme", dist=types.SimpleNamespace(name="acme-camkit-plugin"), load=Inert
+    )
+    points = [point] if installed else []
+    monkeypatch.setattr(manager.importlib.metadata, "entry_points", lambda group: points)
     if not autoload_off:
         monkeypatch.delenv("CAMKIT_DISABLE_PLUGIN_AUTOLOAD")
-        monkeypatch.setattr(manager.importlib.metadata, "entry_points", lambda group: [])
-    with pytest.raises(LayerResolutionError, match=advice):
+    manager.reset_plugins()
+    with pytest.raises(LayerResolutionError, match=LAYOUT_ADVICE) as error:
         Explainer(ChannelsLast()).explain(torch.rand(3, 16, 16))
+    note = (
+        "Installed camkit plugins are not loaded, because CAMKIT_DISABLE_PLUGIN_AUTOLOAD is "
+        "set: acme-camkit-plugin (entry point 'acme'). Unset it, or register the ones you "
+        "need with camkit.register_plugin."
+    )
+    assert (note in str(error.value)) is not_loaded
+    _names_no_plugin(str(error.value))
 
 
 class WindowBatched(nn.Module):

@@ -130,7 +130,9 @@ def test_half_precision_captures_are_computed_in_float32(dtype: torch.dtype) -> 
         LayerCapture(activations.to(dtype), gradients.to(dtype), torch.zeros(2), "x")
     )
     exact = MethodContext.from_capture(
-        LayerCapture(activations.to(dtype).float(), gradients.to(dtype).float(), torch.zeros(2), "x")
+        LayerCapture(
+            activations.to(dtype).float(), gradients.to(dtype).float(), torch.zeros(2), "x"
+        )
     )
     for method in (GradCAMPlusPlus(), GradCAM()):
         result = method(half)

@@ -138,9 +138,7 @@ def test_each_layer_of_a_list_equals_that_layer_alone(resnet: nn.Module) -> None
         assert set(result.layer_maps) == {"layer3", "layer4"}
         for name, single in alone.items():
             assert result.layer_maps[name].max() > 0
-            np.testing.assert_allclose(
-                result.layer_maps[name], single[i].raw, rtol=1e-5, atol=1e-6
-            )
+            np.testing.assert_allclose(result.layer_maps[name], single[i].raw, rtol=1e-5, atol=1e-6)
 
 
 def test_layers_are_captured_in_one_forward(resnet: nn.Module) -> None:

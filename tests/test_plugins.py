@@ -369,17 +369,228 @@ def test_installed_packages_broken_and_clashing(
         camkit.list_methods()
 
 
-def test_transformer_hint_when_camkit_vit_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    class Vit:  # stands in for the installed camkit-vit, handling nothing of this model
-        @hookimpl
-        def camkit_to_spatial(self, output: Tensor) -> Tensor | None:
-            return None
+class Flat(nn.Module):
+    """A model whose layer ``tokens`` gives a token sequence (B, N, C) no hook reshapes."""
 
-    fake_entry_points(monkeypatch, FakeEntryPoint("vit", "camkit-vit", Vit))
-    with pytest.raises(LayerResolutionError, match="camkit-vit is installed but does not handle"):
-        Explainer(build("timm", "vit_tiny_patch16_224"), layer="head").explain(
-            torch.rand(3, 224, 224)
-        )
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(3, 8, 4, stride=4)
+        self.tokens = nn.Identity()
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.tokens(self.proj(x).flatten(2).transpose(1, 2)).mean(dim=1))
+
+
+CORE_LAYOUT_ERROR = r"layer 'tokens' returns shape \(1, 16, 8\), which no camkit_to_spatial hook"
+GENERIC_LAYOUT_ADVICE = manager.generic_advice("layout")
+
+
+@pytest.fixture
+def no_installed_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty ``camkit`` entry-point group: whatever this environment has installed (and
+    autoload keeps out), the advice is only what the test's plugins and camkit say."""
+    monkeypatch.setattr(manager.importlib.metadata, "entry_points", lambda group: [])
+
+
+class AcmeAdvice:
+    """Advice for Flat models only, recording what it was asked."""
+
+    def __init__(self, text: str = "acme-camkit knows Flat: pass layer='proj'.") -> None:
+        self.text = text
+        self.asked: list[tuple[str, str | None, str]] = []
+
+    @hookimpl
+    def camkit_advice(self, model: nn.Module, layer: str | None, problem: str) -> str | None:
+        self.asked.append((type(model).__name__, layer, problem))
+        return self.text if isinstance(model, Flat) else None
+
+
+@pytest.mark.usefixtures("no_installed_plugins")
+def test_builtin_plugin_gives_no_advice_and_no_input_size() -> None:
+    builtin = {p.name: p for p in camkit.list_plugins()}["camkit"]
+    assert "camkit_advice" not in builtin.hooks and "camkit_input_size" not in builtin.hooks
+    assert manager.enforced_input_size(SmallCNN()) is None
+    assert manager.advice(SmallCNN(), "body", "layout") == GENERIC_LAYOUT_ADVICE
+
+
+@pytest.mark.parametrize("problem", ["layout", "empty-map", "no-layer"])
+def test_generic_advice_names_no_plugin_and_no_architecture(problem: Any) -> None:
+    text = manager.generic_advice(problem)
+    assert "docs/plugins.md" in text and "camkit plugins" in text
+    for word in ("vit", "transformer", "swin", "deit", "token", "camkit-"):
+        assert word not in text.lower()
+    with pytest.raises(ValueError, match="unknown problem 'nope'"):
+        manager.generic_advice("nope")  # type: ignore[arg-type]
+
+
+@pytest.mark.usefixtures("no_installed_plugins")
+def test_plugin_advice_is_appended_to_a_core_error() -> None:
+    plugin = AcmeAdvice()
+    camkit.register_plugin(plugin, name="acme-advice")
+    with pytest.raises(LayerResolutionError, match=CORE_LAYOUT_ERROR) as error:
+        Explainer(Flat(), layer="tokens").explain(torch.rand(3, 16, 16))
+    assert str(error.value).endswith(" acme-camkit knows Flat: pass layer='proj'.")
+    assert GENERIC_LAYOUT_ADVICE not in str(error.value)  # a plugin answered
+    assert plugin.asked == [("Flat", "tokens", "layout")]
+    # a model the plugin knows nothing about gets camkit's generic advice
+    with pytest.raises(LayerResolutionError, match=r"'head' returns shape \(1, 3\)") as error:
+        Explainer(SmallCNN(), layer="head").explain(torch.rand(3, 32, 32))
+    assert str(error.value).endswith(GENERIC_LAYOUT_ADVICE)
+
+
+def test_plugin_advice_from_an_installed_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_entry_points(monkeypatch, FakeEntryPoint("acme", "acme-camkit", AcmeAdvice))
+    with pytest.raises(LayerResolutionError, match=CORE_LAYOUT_ERROR + ".*knows Flat"):
+        Explainer(Flat(), layer="tokens").explain(torch.rand(3, 16, 16))
+
+
+@pytest.mark.usefixtures("no_installed_plugins")
+def test_structural_layout_error_asks_for_advice_on_the_whole_model() -> None:
+    class Tokens(Flat):  # three token outputs after the last spatial map
+        def __init__(self) -> None:
+            super().__init__()
+            self.mix = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 8))
+
+        def forward(self, x: Tensor) -> Tensor:
+            seq = self.mix(self.tokens(self.proj(x).flatten(2).transpose(1, 2)))
+            return self.fc(seq.mean(dim=1))
+
+    plugin = AcmeAdvice()
+    camkit.register_plugin(plugin, name="acme-advice")
+    with pytest.raises(LayerResolutionError, match=r"token sequences.*knows Flat"):
+        Explainer(Tokens()).explain(torch.rand(3, 16, 16))
+    assert plugin.asked == [("Tokens", None, "layout")]
+
+
+@pytest.mark.usefixtures("no_installed_plugins")
+def test_every_plugins_advice_is_collected() -> None:
+    camkit.register_plugin(AcmeAdvice("First."), name="first")
+    camkit.register_plugin(AcmeAdvice("Second."), name="second")
+    with pytest.raises(LayerResolutionError, match=CORE_LAYOUT_ERROR) as error:
+        Explainer(Flat(), layer="tokens").explain(torch.rand(3, 16, 16))
+    assert str(error.value).endswith("(B, C, H, W). Second. First.")  # last registered first
+
+
+@pytest.mark.usefixtures("no_installed_plugins")
+def test_raising_advice_plugin_does_not_hide_the_error() -> None:
+    class Broken:
+        @hookimpl
+        def camkit_advice(self) -> str | None:
+            raise RuntimeError("advice table corrupted")
+
+    class Wrong:
+        @hookimpl
+        def camkit_advice(self) -> Any:
+            return 42
+
+    camkit.register_plugin(AcmeAdvice(), name="acme-advice")
+    camkit.register_plugin(Broken(), name="broken-advice")
+    with pytest.raises(LayerResolutionError, match=CORE_LAYOUT_ERROR) as error:
+        Explainer(Flat(), layer="tokens").explain(torch.rand(3, 16, 16))
+    message = str(error.value)
+    assert "acme-camkit knows Flat" in message  # the other plugins' advice is kept
+    assert message.endswith(
+        "(Skipped: the camkit_advice hook of plugin 'broken-advice' raised RuntimeError: "
+        "advice table corrupted.)"
+    )
+    camkit.unregister_plugin("acme-advice")
+    camkit.register_plugin(Wrong(), name="wrong-advice")
+    with pytest.raises(LayerResolutionError, match=CORE_LAYOUT_ERROR) as error:
+        Explainer(Flat(), layer="tokens").explain(torch.rand(3, 16, 16))
+    message = str(error.value)
+    assert GENERIC_LAYOUT_ADVICE in message  # nobody answered
+    assert "plugin 'broken-advice' raised RuntimeError: advice table corrupted" in message
+    assert "plugin 'wrong-advice' answered int, not a string" in message
+
+
+@pytest.mark.usefixtures("no_installed_plugins")
+def test_empty_map_warning_carries_the_advice() -> None:
+    class Blind(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Conv2d(3, 4, 3, padding=1)
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.fc(self.body(x).mean(dim=(2, 3)) * 0.0)
+
+    generic = manager.generic_advice("empty-map")
+    with pytest.warns(camkit.EmptyMapWarning) as record:
+        Explainer(Blind(), layer="body").explain(torch.rand(3, 8, 8))
+    assert str(record[0].message).endswith(f"choose an earlier layer. {generic}")
+
+    class BlindAdvice:
+        @hookimpl
+        def camkit_advice(self, model: nn.Module, layer: str | None, problem: str) -> str | None:
+            return f"Blind at {layer}: try 'nothing'." if problem == "empty-map" else None
+
+    camkit.register_plugin(BlindAdvice(), name="blind-advice")
+    with pytest.warns(camkit.EmptyMapWarning, match=r"'body'.*Blind at body: try 'nothing'\.$"):
+        Explainer(Blind(), layer="body").explain(torch.rand(3, 8, 8))
+
+
+class Sized(nn.Module):
+    """A model that accepts only ``size`` inputs (as the plugin below says)."""
+
+    def __init__(self, size: tuple[int, int], config: bool) -> None:
+        super().__init__()
+        self.size = size
+        if config:
+            self.pretrained_cfg = {"input_size": (3, 224, 224), "mean": (0.5, 0.5, 0.5)}
+        self.body = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        assert tuple(x.shape[-2:]) == self.size, x.shape
+        return self.fc(self.body(x).mean(dim=(2, 3)))
+
+
+class SizePlugin:
+    @hookimpl
+    def camkit_input_size(self, model: nn.Module) -> tuple[int, int] | None:
+        inner = model[-1] if isinstance(model, nn.Sequential) else model
+        return inner.size if isinstance(inner, Sized) else None
+
+
+@pytest.mark.parametrize("config", [True, False], ids=["with-config", "without-config"])
+def test_plugin_input_size_sets_the_data_config(config: bool) -> None:
+    model = Sized((48, 80), config)
+    assert camkit.DataConfig.from_model(model).input_size == (224, 224)
+    camkit.register_plugin(SizePlugin(), name="size-test")
+    data = camkit.DataConfig.from_model(model)
+    assert data.input_size == (48, 80)
+    assert data.mean == ((0.5, 0.5, 0.5) if config else camkit.DataConfig().mean)  # the rest kept
+    wrapped = nn.Sequential(nn.Identity(), model)
+    assert camkit.DataConfig.from_model(wrapped).input_size == (48, 80)
+    assert camkit.DataConfig.from_model(SmallCNN()).input_size == (224, 224)  # None: no say
+    image = np.zeros((30, 40, 3), np.uint8)
+    explanation = Explainer(model, layer="body").explain(image)  # the model asserts the size
+    assert explanation.raw.shape == (48, 80) and explanation.cam.shape == (30, 40)
+
+
+def test_first_input_size_answer_wins() -> None:
+    class Other:
+        @hookimpl
+        def camkit_input_size(self) -> tuple[int, int]:
+            return (32, 32)
+
+    camkit.register_plugin(Other(), name="other-size")
+    camkit.register_plugin(SizePlugin(), name="size-test")  # asked first
+    assert camkit.DataConfig.from_model(Sized((48, 80), True)).input_size == (48, 80)
+    assert camkit.DataConfig.from_model(SmallCNN()).input_size == (32, 32)
+
+
+@pytest.mark.parametrize("answer", [(0, 32), (32,), "224", (32.0, 32), (True, 32), 224])
+def test_bad_input_size_answer_names_the_plugin(answer: Any) -> None:
+    class Bad:
+        @hookimpl
+        def camkit_input_size(self) -> Any:
+            return answer
+
+    camkit.register_plugin(Bad(), name="bad-size")
+    with pytest.raises(PluginError, match=r"plugin 'bad-size' \(distribution None\) answered"):
+        camkit.DataConfig.from_model(SmallCNN())
 
 
 def test_bad_to_spatial_answer_names_the_plugin() -> None:

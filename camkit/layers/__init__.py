@@ -1,13 +1,8 @@
-"""Layer resolvers: the :class:`LayerResolver` abstraction and the built-in resolvers."""
+"""Layer resolvers: the :class:`LayerResolver` abstraction and the built-in resolvers, and
+the layout helpers :func:`declared_layout` and :func:`declares_channels_last`."""
 
 from camkit.layers.base import LayerResolver, get_layer, layer_name_of
-from camkit.layers.structural import (
-    TRANSFORMER_HINT,
-    StructuralResolver,
-    declared_layout,
-    declares_channels_last,
-    transformer_hint,
-)
+from camkit.layers.structural import StructuralResolver, declared_layout, declares_channels_last
 from camkit.layers.table import (
     BUILTIN_ARCHITECTURES,
     ArchitectureMapping,
@@ -17,7 +12,6 @@ from camkit.layers.table import (
 
 __all__ = [
     "BUILTIN_ARCHITECTURES",
-    "TRANSFORMER_HINT",
     "ArchitectureMapping",
     "ArchitectureTableResolver",
     "LayerResolver",
@@ -27,5 +21,4 @@ __all__ = [
     "declares_channels_last",
     "get_layer",
     "layer_name_of",
-    "transformer_hint",
 ]

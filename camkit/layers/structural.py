@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 from typing import Any
 
 import attrs
@@ -13,57 +12,20 @@ from camkit.errors import LayerResolutionError
 from camkit.layers.base import LayerResolver
 
 __all__ = [
-    "TRANSFORMER_HINT",
-    "TRANSFORMER_HINT_INSTALLED",
     "StructuralResolver",
     "TracedCall",
     "declared_layout",
     "declares_channels_last",
     "trace_calls",
-    "transformer_hint",
 ]
 
-TRANSFORMER_HINT = (
-    "ViT, DeiT and Swin models need the camkit-vit plugin package: pip install camkit-vit "
-    "(in a checkout of camkit: pip install -e plugins/camkit-vit). Other transformers need "
-    "layer= and a camkit_to_spatial hook that reshapes that layer's output "
-    "(docs/plugins.md)."
-)
-"""What to do about a vision transformer when no plugin handles it."""
-TRANSFORMER_HINT_INSTALLED = (
-    "camkit-vit is installed but does not handle this model or layer: it covers timm's "
-    "ViT, DeiT and Swin, at the layers it picks when layer= is left out or at layers whose "
-    "output is a token sequence or a channels-last map. For other transformers, pass layer= "
-    "and register a camkit_to_spatial hook that reshapes that layer's output "
-    "(docs/plugins.md)."
-)
-"""The same advice when camkit-vit is installed but did not handle the model or layer."""
 
-VIT_PLUGIN = "camkit-vit"
-"""The distribution name of the vision-transformer plugin."""
+def _layout_advice(model: nn.Module) -> str:
+    """The plugins' advice (or camkit's generic advice) for a model whose maps camkit cannot
+    read. Imported here: the plugin manager imports this module through the built-ins."""
+    from camkit.plugins.manager import advice
 
-
-def transformer_hint() -> str:
-    """What to do about a transformer layout camkit cannot read, depending on whether the
-    camkit-vit plugin is loaded."""
-    from camkit.plugins.manager import DISABLE_AUTOLOAD_ENV, _autoload_disabled, list_plugins
-
-    if any(plugin.distribution == VIT_PLUGIN for plugin in list_plugins()):
-        return TRANSFORMER_HINT_INSTALLED
-    if _autoload_disabled() and _installed(VIT_PLUGIN):
-        return (
-            f"camkit-vit is installed but not loaded, because {DISABLE_AUTOLOAD_ENV} is set: "
-            "unset it, or register camkit_vit.plugin with camkit.register_plugin."
-        )
-    return TRANSFORMER_HINT
-
-
-def _installed(distribution: str) -> bool:
-    try:
-        importlib.metadata.distribution(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
+    return advice(model, None, "layout")
 
 
 _PASS_THROUGH_MARKERS = ("Pool", "Dropout", "Identity", "Flatten", "DropPath")
@@ -78,9 +40,20 @@ def _is_pass_through(module: nn.Module) -> bool:
 
 
 def declared_layout(module: nn.Module) -> str | None:
-    """The layout ``module`` declares for its 4-D outputs, ``"NHWC"`` or ``"NCHW"``, read
-    from timm's ``output_fmt`` (a string or a ``Format`` enum); ``None`` if it declares
-    neither."""
+    """The layout a module declares for its 4-D outputs.
+
+    Read from the module's own ``output_fmt`` attribute, the convention of timm (a string or
+    an enum whose ``value`` is one), case-insensitively. Only the module itself is read, not
+    its children or its parents. camkit's built-in ``camkit_to_spatial`` uses it to refuse
+    channels-last maps; plugins use it to tell which way round a 4-D output is.
+
+    Args:
+        module: any module (a model, a stage, a patch embedding).
+
+    Returns:
+        ``"NHWC"`` (channels-last ``(B, H, W, C)``), ``"NCHW"`` (channels-first
+        ``(B, C, H, W)``), or ``None`` when the module declares neither.
+    """
     fmt = getattr(module, "output_fmt", None)
     if fmt is None:
         return None
@@ -89,11 +62,15 @@ def declared_layout(module: nn.Module) -> str | None:
 
 
 def declares_channels_last(model: nn.Module) -> bool:
-    """Whether ``model`` declares channels-last ``(B, H, W, C)`` feature maps.
+    """Whether ``model`` declares channels-last ``(B, H, W, C)`` maps.
 
-    timm's Swin-style models say so with ``output_fmt == "NHWC"``, and so do timm patch
-    embeddings that output channels-last maps; such 4-D outputs must not be read as
-    ``(B, C, H, W)``.
+    That is, :func:`declared_layout` is ``"NHWC"`` (timm's ``output_fmt == "NHWC"``, which
+    some timm models and patch embeddings set). Such 4-D outputs must not be read as
+    ``(B, C, H, W)``: the structural resolver refuses such a model, and the built-in
+    ``camkit_to_spatial`` leaves their maps to plugins.
+
+    Args:
+        model: any module, a whole model or one of its layers.
     """
     return declared_layout(model) == "NHWC"
 
@@ -167,21 +144,28 @@ class StructuralResolver(LayerResolver):
     ``avgpool`` or a container that returns a pooling output is never picked). A module called
     several times counts by its last call. Among modules returning the very same tensor
     (a block and its last activation), the outermost one — whose call ends last — wins.
+
+    A model that declares channels-last maps (:func:`declares_channels_last`), or whose last
+    spatial map is followed by :attr:`token_outputs_threshold` or more token sequences
+    ``(B, N, C)``, raises :class:`~camkit.errors.LayerResolutionError` instead: its maps are
+    not ``(B, C, H, W)``, and only a plugin knows their layout. The message ends with the
+    plugins' advice for the problem ``"layout"`` (:func:`camkit.plugins.advice`).
     """
 
     name = "structural"
 
     token_outputs_threshold = 3
-    """Number of token-sequence outputs ``(B, N, C)`` after the last spatial map above which
-    the model is taken for a transformer.
+    """Number of token-sequence outputs ``(B, N, C)`` after the last spatial map from which on
+    the model's maps are taken to be token sequences, which camkit does not read as spatial
+    maps: :class:`~camkit.errors.LayerResolutionError` is raised, with the plugins' advice.
     """
 
     def resolve(self, model: nn.Module, example: Tensor | None) -> str | None:
         if declares_channels_last(model):
             raise LayerResolutionError(
-                f"{type(model).__name__} looks like a vision transformer: it declares "
-                "channels-last (B, H, W, C) feature maps (output_fmt='NHWC'), which camkit "
-                f"does not guess the layout of. {transformer_hint()}"
+                f"{type(model).__name__} declares channels-last (B, H, W, C) feature maps "
+                "(output_fmt='NHWC'), which camkit does not guess the layout of. "
+                f"{_layout_advice(model)}"
             )
         if example is None:
             return None
@@ -194,7 +178,8 @@ class StructuralResolver(LayerResolver):
         )
         if tokens_after >= self.token_outputs_threshold:
             raise LayerResolutionError(
-                f"{type(model).__name__} looks like a vision transformer: its last layers "
-                f"produce token sequences (B, N, C), not spatial maps. {transformer_hint()}"
+                f"{type(model).__name__}: its last layers produce token sequences (B, N, C), "
+                "not spatial maps (B, C, H, W), and camkit does not guess how the tokens lie "
+                f"on a grid. {_layout_advice(model)}"
             )
         return calls[last].name

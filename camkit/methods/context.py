@@ -181,22 +181,24 @@ def capture_layers(
         spatial_gradient = None
         if gradient is not None:
             spatial_gradient = runner.to_spatial(name, gradient.detach())
-            _warn_if_empty(spatial_gradient, name)
+            _warn_if_empty(spatial_gradient, name, runner.model)
             (spatial_gradient,) = at_least_float32(spatial_gradient)
         (activation,) = at_least_float32(activation)
         captures.append(LayerCapture(activation, spatial_gradient, scores.detach(), name))
     return captures, found
 
 
-def _warn_if_empty(gradients: Tensor, layer: str) -> None:
+def _warn_if_empty(gradients: Tensor, layer: str, model: nn.Module) -> None:
     """Warn when some image's gradient is zero everywhere on the layer's map."""
     empty = int((gradients.flatten(1) == 0).all(dim=1).sum())
     if empty:
+        from camkit.plugins.manager import advice  # the manager imports the methods
+
         warnings.warn(
             f"the gradient of the target score is zero everywhere on the map of layer "
             f"{layer!r} for {empty} of {gradients.shape[0]} images, so their explanations "
             "are empty. The score does not read this layer's spatial positions: choose an "
-            "earlier layer.",
+            f"earlier layer. {advice(model, layer, 'empty-map')}",
             EmptyMapWarning,
             stacklevel=6,
         )

@@ -27,12 +27,11 @@ from torch import Tensor, nn
 from camkit.capture import Forward, explanation_mode, record_forward
 from camkit.errors import ConfigurationError, LayerResolutionError, TargetError
 from camkit.explanation import ExplanationBatch
-from camkit.layers.structural import transformer_hint
 from camkit.methods.base import CAMMethod, LayerCapture
 from camkit.methods.context import MethodContext, Runner, TargetScore, capture_layers
 from camkit.pipeline.fusion import fuse_layers
 from camkit.pipeline.prepare import PreparedBatch
-from camkit.plugins.manager import to_spatial
+from camkit.plugins.manager import advice, to_spatial
 from camkit.render.base import Renderer
 from camkit.targets import TargetSpec, target_scores
 
@@ -54,8 +53,8 @@ def spatial_converter(
         if result is None:
             raise LayerResolutionError(
                 f"layer {layer!r} returns shape {tuple(output.shape)}, which no "
-                "camkit_to_spatial hook turns into a spatial map (B, C, H, W); pass a "
-                f"convolutional layer instead. {transformer_hint()}"
+                "camkit_to_spatial hook turns into a spatial map (B, C, H, W). "
+                f"{advice(model, layer, 'layout')}"
             )
         return result
 

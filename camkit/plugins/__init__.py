@@ -1,14 +1,17 @@
 """Plugin system: hook specifications, the plugin manager and the registry."""
 
-from camkit.plugins.hookspecs import PROJECT_NAME, hookimpl
+from camkit.plugins.hookspecs import ADVICE_PROBLEMS, PROJECT_NAME, AdviceProblem, hookimpl
 from camkit.plugins.manager import (
     BUILTIN_PLUGIN_NAME,
     DISABLE_AUTOLOAD_ENV,
     PluginInfo,
     Registration,
     Registry,
+    advice,
     create_method,
     create_renderer,
+    enforced_input_size,
+    generic_advice,
     get_plugin_manager,
     get_registry,
     list_architectures,
@@ -19,18 +22,24 @@ from camkit.plugins.manager import (
     list_resolvers,
     register_plugin,
     reset_plugins,
+    to_spatial,
     unregister_plugin,
 )
 
 __all__ = [
+    "ADVICE_PROBLEMS",
     "BUILTIN_PLUGIN_NAME",
     "DISABLE_AUTOLOAD_ENV",
     "PROJECT_NAME",
+    "AdviceProblem",
     "PluginInfo",
     "Registration",
     "Registry",
+    "advice",
     "create_method",
     "create_renderer",
+    "enforced_input_size",
+    "generic_advice",
     "get_plugin_manager",
     "get_registry",
     "hookimpl",
@@ -42,5 +51,6 @@ __all__ = [
     "list_resolvers",
     "register_plugin",
     "reset_plugins",
+    "to_spatial",
     "unregister_plugin",
 ]

@@ -1,4 +1,4 @@
-"""The plugin manager and the registry built from its hooks.
+"""The plugin manager, the registry built from its hooks, and the calls of the other hooks.
 
 The registry is built lazily on first use: camkit's built-in plugin is registered, then every
 entry point of the ``camkit`` group is loaded (unless ``CAMKIT_DISABLE_PLUGIN_AUTOLOAD=1``).
@@ -33,6 +33,7 @@ from camkit.layers.base import LayerResolver
 from camkit.layers.table import ArchitectureMapping
 from camkit.methods.base import CAMMethod
 from camkit.plugins import builtin, hookspecs
+from camkit.plugins.hookspecs import ADVICE_PROBLEMS, AdviceProblem
 from camkit.render.base import Renderer
 
 __all__ = [
@@ -42,8 +43,11 @@ __all__ = [
     "PluginInfo",
     "Registration",
     "Registry",
+    "advice",
     "create_method",
     "create_renderer",
+    "enforced_input_size",
+    "generic_advice",
     "get_plugin_manager",
     "get_registry",
     "list_architectures",
@@ -54,6 +58,7 @@ __all__ = [
     "list_resolvers",
     "register_plugin",
     "reset_plugins",
+    "to_spatial",
     "unregister_plugin",
 ]
 
@@ -415,6 +420,18 @@ def create_renderer(name: str) -> Renderer:
     return renderer
 
 
+def _answering_plugin(hook: Any, arguments: Mapping[str, Any]) -> str:
+    """``"'plugin' (distribution 'd')"`` of the implementation that answers ``hook``: asks the
+    implementations again, in pluggy's order (error paths only; wrappers do not answer)."""
+    for impl in reversed(hook.get_hookimpls()):
+        if impl.wrapper or impl.hookwrapper:
+            continue
+        if impl.function(**{name: arguments[name] for name in impl.argnames}) is not None:
+            dist = _state.distributions.get(impl.plugin_name)
+            return f"{impl.plugin_name!r} (distribution {dist!r})"
+    return "unknown"
+
+
 def to_spatial(model: Any, layer: str, output: Any, input_size: tuple[int, int]) -> Any:
     """Ask the ``camkit_to_spatial`` hook to turn ``output`` into ``(B, C, H, W)``.
 
@@ -429,16 +446,7 @@ def to_spatial(model: Any, layer: str, output: Any, input_size: tuple[int, int])
     result = hook(**arguments)
     if result is None or (isinstance(result, Tensor) and result.ndim == 4):
         return result
-    # Find who answered by asking the implementations again, in pluggy's order (the error
-    # path only; wrappers are skipped, they do not answer).
-    culprit = "unknown"
-    for impl in reversed(hook.get_hookimpls()):
-        if impl.wrapper or impl.hookwrapper:
-            continue
-        if impl.function(**{name: arguments[name] for name in impl.argnames}) is not None:
-            dist = _state.distributions.get(impl.plugin_name)
-            culprit = f"{impl.plugin_name!r} (distribution {dist!r})"
-            break
+    culprit = _answering_plugin(hook, arguments)
     shape = tuple(getattr(result, "shape", ()))
     raise PluginError(
         f"the camkit_to_spatial hook of plugin {culprit} turned the output {tuple(output.shape)} "
@@ -446,6 +454,140 @@ def to_spatial(model: Any, layer: str, output: Any, input_size: tuple[int, int])
         "tensor. Fix or uninstall that plugin, or set "
         f"{DISABLE_AUTOLOAD_ENV}=1."
     )
+
+
+def enforced_input_size(model: Any) -> tuple[int, int] | None:
+    """Ask the ``camkit_input_size`` hook for the only input size ``(H, W)`` ``model`` accepts.
+
+    Returns the first non-``None`` answer as a pair of ints, or ``None`` when no
+    implementation answers (the model takes the size its configuration gives).
+
+    Raises:
+        PluginError: the answer is not two positive integers; the message names the plugin
+            that gave it.
+    """
+    hook = get_plugin_manager().hook.camkit_input_size
+    result = hook(model=model)
+    if result is None:
+        return None
+    try:
+        height, width = result
+        valid = all(isinstance(v, int) and not isinstance(v, bool) for v in (height, width))
+    except (TypeError, ValueError):
+        valid = False
+    if valid and height >= 1 and width >= 1:
+        return int(height), int(width)
+    culprit = _answering_plugin(hook, {"model": model})
+    raise PluginError(
+        f"the camkit_input_size hook of plugin {culprit} answered {result!r} for "
+        f"{type(model).__name__}, not an input size (H, W) of two positive integers. Fix or "
+        f"uninstall that plugin, or set {DISABLE_AUTOLOAD_ENV}=1."
+    )
+
+
+_GENERIC_ADVICE: Mapping[str, str] = {
+    "layout": (
+        "Pass layer= with a convolutional layer, whose output is a (B, C, H, W) map; or "
+        "install an architecture plugin that handles this model (see the available plugins "
+        "in docs/plugins.md; `camkit plugins` lists the loaded ones); or register a "
+        "camkit_to_spatial hook that reshapes this layer's output (docs/plugins.md)."
+    ),
+    "empty-map": (
+        "An architecture plugin that handles this model may know a better layer (see the "
+        "available plugins in docs/plugins.md; `camkit plugins` lists the loaded ones)."
+    ),
+    "no-layer": (
+        "Pass layer='<dotted name>' to Explainer; or install an architecture plugin that "
+        "handles this model (see the available plugins in docs/plugins.md; `camkit plugins` "
+        "lists the loaded ones); or register a camkit_register_architectures row or a layer "
+        "resolver for it (docs/plugins.md)."
+    ),
+}
+
+
+def generic_advice(problem: AdviceProblem) -> str:
+    """camkit's own advice for ``problem`` (one of
+    :data:`~camkit.plugins.hookspecs.ADVICE_PROBLEMS`), used when no plugin answers
+    ``camkit_advice``. It names no plugin and no architecture family."""
+    if problem not in _GENERIC_ADVICE:
+        raise ValueError(f"unknown problem {problem!r}; expected one of {ADVICE_PROBLEMS}")
+    return _GENERIC_ADVICE[problem]
+
+
+def _unloaded_entry_points() -> list[str]:
+    """``"distribution (entry point 'name')"`` of each entry point of the ``camkit`` group that
+    is not loaded, when autoload is disabled; empty otherwise."""
+    if not _autoload_disabled():
+        return []
+    manager = get_plugin_manager()
+    modules = {getattr(p, "__name__", None) for _, p in manager.list_name_plugin()}
+    found = []
+    for point in importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME):
+        if manager.has_plugin(point.name) or getattr(point, "module", None) in modules:
+            continue  # registered at run time
+        found.append(f"{_dist_name(point) or 'unknown'} (entry point {point.name!r})")
+    return sorted(set(found))
+
+
+def advice(model: Any, layer: str | None, problem: AdviceProblem) -> str:
+    """The advice to append to a camkit message about ``problem`` with ``model``.
+
+    Asks every ``camkit_advice`` implementation (in pluggy's order, last-registered first)
+    and joins their non-empty answers; when none answers, returns :func:`generic_advice`.
+    An implementation that raises, or answers something other than a string, is skipped,
+    and the advice says so: a failing plugin never hides the error the advice is for.
+    Wrappers of the hook are not called.
+
+    When ``CAMKIT_DISABLE_PLUGIN_AUTOLOAD`` is set and the ``camkit`` entry-point group has
+    entry points that are not loaded, the advice starts by saying so and names their
+    distributions.
+
+    Args:
+        model: the model being explained.
+        layer: dotted name of the layer concerned, or ``None``.
+        problem: one of :data:`~camkit.plugins.hookspecs.ADVICE_PROBLEMS`.
+    """
+    generic = generic_advice(problem)
+    arguments = {"model": model, "layer": layer, "problem": problem}
+    answers: list[str] = []
+    failures: list[str] = []
+    try:
+        impls = list(reversed(get_plugin_manager().hook.camkit_advice.get_hookimpls()))
+        unloaded = _unloaded_entry_points()
+    except Exception as error:  # advice must never replace the error it is for
+        impls, unloaded = [], []
+        failures.append(f"the plugins could not be asked ({type(error).__name__}: {error})")
+    for impl in impls:
+        if impl.wrapper or impl.hookwrapper:
+            continue
+        try:
+            text = impl.function(**{name: arguments[name] for name in impl.argnames})
+        except Exception as error:
+            failures.append(
+                f"the camkit_advice hook of plugin {impl.plugin_name!r} raised "
+                f"{type(error).__name__}: {error}"
+            )
+            continue
+        if text is None:
+            continue
+        if not isinstance(text, str):
+            failures.append(
+                f"the camkit_advice hook of plugin {impl.plugin_name!r} answered "
+                f"{type(text).__name__}, not a string"
+            )
+        elif text.strip():
+            answers.append(text.strip())
+    parts = []
+    if unloaded:
+        parts.append(
+            f"Installed camkit plugins are not loaded, because {DISABLE_AUTOLOAD_ENV} is set: "
+            f"{', '.join(unloaded)}. Unset it, or register the ones you need with "
+            "camkit.register_plugin."
+        )
+    parts.extend(answers or [generic])
+    if failures:
+        parts.append(f"(Skipped: {'; '.join(failures)}.)")
+    return " ".join(parts)
 
 
 def resolver_origin(resolver: LayerResolver) -> str:

@@ -6,7 +6,7 @@ import pytest
 import timm
 import torch
 from camkit.errors import LayerResolutionError
-from camkit.plugins.manager import to_spatial
+from camkit.plugins import to_spatial
 
 from camkit_vit import channels_last_to_first, token_grid, tokens_to_map
 

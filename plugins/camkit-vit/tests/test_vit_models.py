@@ -14,6 +14,9 @@ import torch
 from camkit import DataConfig, Explainer
 from torch import Tensor, nn
 
+from camkit_vit import enforced_input_size
+from camkit_vit.plugin import EMPTY_MAP_ADVICE
+
 TOLERANCE = 2e-3
 
 
@@ -201,11 +204,38 @@ def test_layer_after_the_last_attention_warns_of_an_empty_map() -> None:
     from camkit import EmptyMapWarning
 
     model = _model("vit_tiny_patch16_224")
-    with pytest.warns(EmptyMapWarning, match=r"'blocks.11'.*blocks\[-1\].norm1"):
+    with pytest.warns(EmptyMapWarning, match=r"'blocks.11'.*blocks\[-1\].norm1") as record:
         explanation = Explainer(model, layer="blocks.11", device="cpu").explain(
             torch.rand(3, 224, 224)
         )
     assert explanation.raw.max() == 0
+    assert str(record[0].message).endswith(EMPTY_MAP_ADVICE)  # camkit-vit's advice
+
+
+def test_size_enforced_by_a_patch_embedding() -> None:
+    """A model built for another fixed size keeps timm's config size, but its patch
+    embedding accepts only its own: camkit-vit's camkit_input_size gives that size."""
+    swin = _model("swin_tiny_patch4_window7_224", img_size=256)
+    assert swin.pretrained_cfg["input_size"] == (3, 224, 224)  # timm keeps the config's
+    assert enforced_input_size(swin) == (256, 256)
+    assert DataConfig.from_model(swin).input_size == (256, 256)
+    assert DataConfig.from_model(nn.Sequential(nn.Identity(), swin)).input_size == (256, 256)
+    deit = _model("deit_tiny_distilled_patch16_224", img_size=160)
+    assert DataConfig.from_model(deit).input_size == (160, 160)
+    dynamic = _model("vit_tiny_patch16_224", dynamic_img_size=True)
+    assert enforced_input_size(dynamic) is None
+    assert DataConfig.from_model(dynamic).input_size == (224, 224)
+    assert enforced_input_size(_model("resnet18")) is None
+
+
+def test_without_the_plugin_the_config_size_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The size comes from camkit-vit, not from camkit's core."""
+    from camkit.plugins import reset_plugins
+
+    monkeypatch.setenv("CAMKIT_DISABLE_PLUGIN_AUTOLOAD", "1")
+    reset_plugins()
+    swin = _model("swin_tiny_patch4_window7_224", img_size=256)
+    assert DataConfig.from_model(swin).input_size == (224, 224)
 
 
 def test_half_precision_vit_map_is_not_empty() -> None:

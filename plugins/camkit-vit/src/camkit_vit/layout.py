@@ -8,7 +8,7 @@ register tokens) from ``num_prefix_tokens``, the token grid from the patch embed
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from camkit.errors import LayerResolutionError
@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "channels_last_to_first",
+    "enforced_input_size",
     "find_owner",
     "is_channels_last_model",
     "is_token_transformer",
@@ -91,6 +92,30 @@ def token_grid(model: nn.Module, input_size: tuple[int, int]) -> tuple[int, int]
             )
         height, width = grid
     return int(height), int(width)
+
+
+def enforced_input_size(model: nn.Module) -> tuple[int, int] | None:
+    """The only input size ``(H, W)`` the first timm patch embedding in ``model`` accepts.
+
+    A timm model built for another size (``timm.create_model(..., img_size=256)``) keeps its
+    pretrained config's ``input_size`` although its patch embedding accepts only its own
+    ``img_size``. The first module of ``model.modules()`` (``model`` itself included) that
+    has a ``patch_embed`` module decides: its ``img_size`` when the embedding enforces it
+    (``strict_img_size``) and the module was not built with ``dynamic_img_size=True``, else
+    ``None``. ``None`` too when no module has a patch embedding.
+    """
+    for module in model.modules():
+        embed = getattr(module, "patch_embed", None)
+        if not isinstance(embed, nn.Module):
+            continue
+        size = getattr(embed, "img_size", None)
+        dynamic = getattr(module, "dynamic_img_size", False)
+        if dynamic or not getattr(embed, "strict_img_size", False):
+            return None
+        if isinstance(size, Sequence) and len(size) == 2:
+            return int(size[0]), int(size[1])
+        return None
+    return None
 
 
 def tokens_to_map(tokens: Tensor, num_prefix_tokens: int, grid: tuple[int, int]) -> Tensor:

@@ -1,4 +1,13 @@
-"""The hook implementations camkit loads through the ``camkit`` entry point ``vit``."""
+"""The hook implementations camkit loads through the ``camkit`` entry point ``vit``.
+
+- ``camkit_register_resolvers``: :class:`~camkit_vit.TokenBlockResolver` and
+  :class:`~camkit_vit.ChannelsLastStageResolver`;
+- ``camkit_to_spatial``: token sequences and channels-last maps as ``(B, C, h, w)``;
+- ``camkit_input_size``: the size a timm patch embedding enforces
+  (:func:`~camkit_vit.enforced_input_size`);
+- ``camkit_advice``: :data:`LAYOUT_ADVICE` and :data:`EMPTY_MAP_ADVICE`, for the models and
+  layers they concern.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +20,34 @@ from torch import Tensor, nn
 
 from camkit_vit.layout import (
     channels_last_to_first,
+    enforced_input_size,
     find_owner,
     inside_attention,
+    is_channels_last_model,
     is_token_transformer,
     map_layout,
     token_grid,
     tokens_to_map,
 )
 from camkit_vit.resolvers import ChannelsLastStageResolver, TokenBlockResolver
+
+LAYOUT_ADVICE = (
+    "camkit-vit is installed but does not handle this model or layer: it covers timm's "
+    "ViT, DeiT and Swin, at the layers it picks when layer= is left out or at layers whose "
+    "output is a token sequence or a channels-last map. For other transformers, pass layer= "
+    "and register a camkit_to_spatial hook that reshapes that layer's output "
+    "(docs/plugins.md)."
+)
+"""camkit-vit's advice when camkit cannot read the maps of a transformer (problem
+``"layout"``): the structural resolver's verdict on a model none of camkit-vit's resolvers
+knows, or a layer of a ViT, DeiT or Swin whose output camkit-vit does not reshape."""
+
+EMPTY_MAP_ADVICE = (
+    "For a vision transformer whose head reads the class token, choose a layer before the "
+    "last attention, such as blocks[-1].norm1, which camkit-vit picks when layer= is left out."
+)
+"""camkit-vit's advice when a token transformer's map is empty (problem ``"empty-map"``):
+after the last attention, the class token no longer reads the patch tokens."""
 
 
 @hookimpl
@@ -64,4 +93,26 @@ def camkit_to_spatial(
             return channels_last_to_first(output)
         if layout == "NCHW":
             return output
+    return None
+
+
+@hookimpl
+def camkit_input_size(model: nn.Module) -> tuple[int, int] | None:
+    return enforced_input_size(model)
+
+
+def _is_transformer(module: nn.Module) -> bool:
+    return is_token_transformer(module) or is_channels_last_model(module)
+
+
+@hookimpl
+def camkit_advice(model: nn.Module, layer: str | None, problem: str) -> str | None:
+    if problem == "layout":
+        # layer=None: the structural resolver found token sequences or channels-last maps in
+        # a model that camkit-vit's resolvers did not pick a layer for
+        if layer is None or find_owner(model, layer, _is_transformer) is not None:
+            return LAYOUT_ADVICE
+        return None
+    if problem == "empty-map" and layer is not None:
+        return EMPTY_MAP_ADVICE if find_owner(model, layer, is_token_transformer) else None
     return None
