@@ -5,42 +5,35 @@ Quick use::
     from camkit import Explainer
     explanation = Explainer(model).explain("cat.jpg")
     explanation.save("cat_gradcam.jpg")
+
+The top level holds what users need: the :class:`Explainer` facade and its results, the
+abstractions to subclass (:class:`CAMMethod` with its :class:`MethodContext`,
+:class:`LayerResolver`, :class:`Renderer`), the plugin entry points, :class:`CamkitError`, and
+the seed toolkit's functions. Everything else is importable from its module: the specific
+error and warning types from :mod:`camkit.errors`, the pipeline's steps from
+:mod:`camkit.pipeline`, metrics from :mod:`camkit.metrics`, folder runs from
+:mod:`camkit.tools.batch`, checkpoints from :mod:`camkit.compat`.
 """
 
-from camkit.compat.checkpoints import (
-    build_backbone,
-    load_classifier,
-    load_state_dict,
-    read_class_names,
-)
+from camkit.compat.checkpoints import load_classifier
 from camkit.compat.seed import generate_gradcam, generate_gradcam_batch, quick_gradcam
-from camkit.errors import (
-    CamkitError,
-    CamkitPluginWarning,
-    CheckpointError,
-    DeviceFallbackWarning,
-    EmptyMapWarning,
-    ImageSkippedWarning,
-    InputError,
-    LayerNotFoundError,
-    LayerResolutionError,
-    ModelOutputError,
-    PluginConflictError,
-    PluginError,
-    TargetError,
-    UnknownNameError,
-)
+from camkit.errors import CamkitError
 from camkit.explainer import Explainer
-from camkit.explanation import Explanation
-from camkit.layers import ArchitectureMapping, LayerResolver, StructuralResolver
-from camkit.methods import CAMMethod, GradCAM, GradCAMPlusPlus, GradientWeightedCAM, LayerCapture
+from camkit.explanation import Explanation, ExplanationBatch
+from camkit.layers import LayerResolver
+from camkit.methods import (
+    CAMMethod,
+    GradCAM,
+    GradCAMPlusPlus,
+    GradientWeightedCAM,
+    LayerCapture,
+    MethodContext,
+)
 from camkit.plugins import (
-    get_plugin_manager,
     hookimpl,
     list_architectures,
     list_methods,
     list_plugins,
-    list_registrations,
     list_renderers,
     list_resolvers,
     register_plugin,
@@ -52,49 +45,31 @@ from camkit.render import JetRenderer, Renderer
 __version__ = "0.1.0"
 
 __all__ = [
-    "ArchitectureMapping",
     "CAMMethod",
     "CamkitError",
-    "CamkitPluginWarning",
-    "CheckpointError",
     "DataConfig",
-    "DeviceFallbackWarning",
-    "EmptyMapWarning",
     "Explainer",
     "Explanation",
+    "ExplanationBatch",
     "GradCAM",
     "GradCAMPlusPlus",
     "GradientWeightedCAM",
-    "ImageSkippedWarning",
-    "InputError",
     "JetRenderer",
     "LayerCapture",
-    "LayerNotFoundError",
-    "LayerResolutionError",
     "LayerResolver",
-    "ModelOutputError",
-    "PluginConflictError",
-    "PluginError",
+    "MethodContext",
     "Renderer",
-    "StructuralResolver",
-    "TargetError",
-    "UnknownNameError",
     "__version__",
-    "build_backbone",
     "generate_gradcam",
     "generate_gradcam_batch",
-    "get_plugin_manager",
     "hookimpl",
     "list_architectures",
     "list_methods",
     "list_plugins",
-    "list_registrations",
     "list_renderers",
     "list_resolvers",
     "load_classifier",
-    "load_state_dict",
     "quick_gradcam",
-    "read_class_names",
     "register_plugin",
     "unregister_plugin",
 ]

@@ -6,7 +6,7 @@ import warnings
 
 import torch
 
-from camkit.errors import DeviceFallbackWarning
+from camkit.errors import ConfigurationError, DeviceFallbackWarning
 
 __all__ = ["DeviceLike", "select_device"]
 
@@ -20,14 +20,14 @@ def select_device(device: DeviceLike = "auto") -> torch.device:
     falls back to the CPU with a :class:`~camkit.errors.DeviceFallbackWarning`.
 
     Raises:
-        ValueError: ``device`` is not a device name torch understands.
+        ConfigurationError: ``device`` is not a device name torch understands.
     """
     if isinstance(device, str) and device.strip().lower() == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         chosen = torch.device(device)
     except (RuntimeError, TypeError) as error:
-        raise ValueError(
+        raise ConfigurationError(
             f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'"
         ) from error
     if chosen.type == "cuda" and not torch.cuda.is_available():

@@ -20,6 +20,7 @@ __all__ = [
     "LayerResolutionError",
     "MethodError",
     "ModelOutputError",
+    "OutputError",
     "PluginConflictError",
     "PluginError",
     "TargetError",
@@ -62,6 +63,11 @@ class MethodError(CamkitError, ValueError):
     """A CAM method broke its contract: ``compute`` returned something other than finite,
     non-negative ``(B, h, w)`` maps, or used a facility of its context it did not declare
     (gradients, extra passes, higher-order gradients)."""
+
+
+class OutputError(CamkitError, OSError):
+    """A result could not be written: the file system refused it (a full disk, a missing
+    permission) or an encoder failed. The message names the file."""
 
 
 class UnknownNameError(CamkitError, LookupError):

@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 from torch import Tensor
 
-from camkit.errors import ConfigurationError
+from camkit.errors import ConfigurationError, OutputError
 from camkit.pipeline.place import maps_on_input, maps_on_originals
 from camkit.pipeline.prepare import PreparedBatch
 from camkit.render.base import Renderer
@@ -262,7 +262,7 @@ class Explanation:
 
         Raises:
             ConfigurationError: OpenCV cannot write that file type.
-            OSError: the file could not be written.
+            OutputError: the file could not be written.
         """
         target = Path(path)
         extension = target.suffix.lower()
@@ -274,5 +274,5 @@ class Explanation:
         target.parent.mkdir(parents=True, exist_ok=True)
         bgr = cv2.cvtColor(self.overlay(alpha), cv2.COLOR_RGB2BGR)
         if not cv2.imwrite(str(target), bgr):
-            raise OSError(f"OpenCV could not write {str(target)!r}")
+            raise OutputError(f"OpenCV could not write {str(target)!r}")
         return target

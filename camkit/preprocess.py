@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor, nn
 
-from camkit.errors import InputError
+from camkit.errors import ConfigurationError, InputError
 from camkit.geometry import Placement
 from camkit.plugins.manager import enforced_input_size
 
@@ -49,14 +49,16 @@ _INTERPOLATIONS = {
 def _triple(name: str) -> Callable[[Any, attrs.Attribute[Any], tuple[float, ...]], None]:
     def check(_: Any, __: attrs.Attribute[Any], value: tuple[float, ...]) -> None:
         if len(value) != 3:
-            raise ValueError(f"DataConfig.{name} needs 3 values (R, G, B), got {value!r}")
+            raise ConfigurationError(f"DataConfig.{name} needs 3 values (R, G, B), got {value!r}")
 
     return check
 
 
 def _positive_size(_: Any, __: attrs.Attribute[Any], value: tuple[int, int]) -> None:
     if len(value) != 2 or min(value) < 1:
-        raise ValueError(f"DataConfig.input_size must be (H, W) with H, W >= 1, got {value!r}")
+        raise ConfigurationError(
+            f"DataConfig.input_size must be (H, W) with H, W >= 1, got {value!r}"
+        )
 
 
 RESIZE_MODES = ("stretch", "crop", "letterbox")

@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 from tiny_models import SmallCNN
 
-from camkit import Explainer, ImageSkippedWarning, InputError
+from camkit import Explainer
+from camkit.errors import ImageSkippedWarning, InputError
 from camkit.tools.batch import (
     REPORT_COLUMNS,
     explain_files,

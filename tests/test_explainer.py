@@ -14,15 +14,8 @@ from PIL import Image
 from tiny_models import SmallCNN
 from torch import Tensor, nn
 
-from camkit import (
-    DataConfig,
-    DeviceFallbackWarning,
-    Explainer,
-    InputError,
-    JetRenderer,
-    ModelOutputError,
-    TargetError,
-)
+from camkit import DataConfig, Explainer, JetRenderer
+from camkit.errors import DeviceFallbackWarning, InputError, ModelOutputError, TargetError
 
 
 @pytest.fixture

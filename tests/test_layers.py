@@ -9,8 +9,14 @@ from helpers import build
 from tiny_models import SmallCNN
 from torch import Tensor, nn
 
-from camkit import Explainer, LayerNotFoundError, LayerResolutionError, StructuralResolver
-from camkit.layers import BUILTIN_ARCHITECTURES, ArchitectureTableResolver, architecture_name
+from camkit import Explainer
+from camkit.errors import LayerNotFoundError, LayerResolutionError
+from camkit.layers import (
+    BUILTIN_ARCHITECTURES,
+    ArchitectureTableResolver,
+    StructuralResolver,
+    architecture_name,
+)
 
 
 def last_conv(model: nn.Module) -> str:

@@ -14,17 +14,13 @@ from tiny_models import SmallCNN
 from torch import Tensor, nn
 
 import camkit
-from camkit import (
+from camkit import Explainer, GradientWeightedCAM, LayerResolver, Renderer, hookimpl
+from camkit.errors import (
     CamkitPluginWarning,
-    Explainer,
-    GradientWeightedCAM,
     LayerResolutionError,
-    LayerResolver,
     PluginConflictError,
     PluginError,
-    Renderer,
     UnknownNameError,
-    hookimpl,
 )
 from camkit.plugins import manager
 
@@ -79,17 +75,17 @@ def test_builtins_are_registered_through_the_hooks() -> None:
     assert camkit.list_resolvers() == ["architecture-table", "structural"]
     assert "resnet50*" in camkit.list_architectures()
     assert camkit.list_architectures("vgg16*") == ["vgg16", "vgg16_bn"]
-    entries = camkit.list_registrations()
+    entries = camkit.plugins.list_registrations()
     assert {e.distribution for e in entries} == {"camkit"}
     assert {e.plugin for e in entries} == {"camkit"}
-    impls = camkit.get_plugin_manager().hook.camkit_register_methods.get_hookimpls()
+    impls = camkit.plugins.get_plugin_manager().hook.camkit_register_methods.get_hookimpls()
     assert [i.trylast for i in impls] == [True]
 
 
 def test_runtime_plugin_method_and_renderer_by_name() -> None:
     name = camkit.register_plugin(MethodPlugin(), name="methods-test")
     assert "xgrad-test" in camkit.list_methods("xgrad*")
-    [entry] = [e for e in camkit.list_registrations("method") if e.name == "xgrad-test"]
+    [entry] = [e for e in camkit.plugins.list_registrations("method") if e.name == "xgrad-test"]
     assert entry.plugin == "methods-test" and entry.distribution is None
     explanation = Explainer(SmallCNN(), method="xgrad-test", renderer="grey-test").explain(
         torch.randn(3, 32, 32)
@@ -133,7 +129,7 @@ def test_runtime_conflict_raises_and_rolls_back() -> None:
     camkit.register_plugin(MethodPlugin(), name="first")
     with pytest.raises(PluginConflictError, match="'first'.*'second'|'second'.*'first'"):
         camkit.register_plugin(MethodPlugin(), name="second")
-    assert not camkit.get_plugin_manager().has_plugin("second")
+    assert not camkit.plugins.get_plugin_manager().has_plugin("second")
     assert "xgrad-test" in camkit.list_methods()  # the first one still works
 
 
@@ -149,7 +145,7 @@ def test_broken_import_is_skipped_with_warning(monkeypatch: pytest.MonkeyPatch) 
     with pytest.warns(CamkitPluginWarning, match="'broken' from distribution 'camkit-broken'"):
         methods = camkit.list_methods()
     assert "xgrad-test" in methods and "gradcam++" in methods
-    [entry] = [e for e in camkit.list_registrations("method") if e.name == "xgrad-test"]
+    [entry] = [e for e in camkit.plugins.list_registrations("method") if e.name == "xgrad-test"]
     assert entry.distribution == "camkit-good" and entry.plugin == "good"
 
 
@@ -229,7 +225,7 @@ def test_plugin_mapping_wins_over_builtin_table() -> None:
     model = SmallCNN()
     model.pretrained_cfg = {"architecture": "my_net_v2"}
     assert Explainer(model).resolve_layer() == "body"
-    rows = [e for e in camkit.list_registrations("architecture") if e.name == "my_net*"]
+    rows = [e for e in camkit.plugins.list_registrations("architecture") if e.name == "my_net*"]
     assert rows[0].value == "body" and rows[0].plugin == "mapping-test"
 
 
@@ -274,7 +270,7 @@ def test_runtime_plugin_with_misspelt_hook_raises() -> None:
 
     with pytest.raises(PluginError, match="'misspelt' is invalid.*camkit_register_method"):
         camkit.register_plugin(Misspelt(), name="misspelt")
-    assert not camkit.get_plugin_manager().has_plugin("misspelt")
+    assert not camkit.plugins.get_plugin_manager().has_plugin("misspelt")
 
 
 def test_runtime_plugin_whose_hook_fails_raises() -> None:
@@ -285,7 +281,7 @@ def test_runtime_plugin_whose_hook_fails_raises() -> None:
 
     with pytest.raises(PluginError, match="'failing' failed to register.*cannot build"):
         camkit.register_plugin(Failing(), name="failing")
-    assert not camkit.get_plugin_manager().has_plugin("failing")
+    assert not camkit.plugins.get_plugin_manager().has_plugin("failing")
     assert camkit.list_methods() == ["gradcam", "gradcam++"]
 
 
@@ -302,7 +298,7 @@ def test_entry_point_with_misspelt_hook_is_skipped(monkeypatch: pytest.MonkeyPat
     )
     with pytest.warns(CamkitPluginWarning, match="'misspelt' from distribution 'camkit-typo'"):
         assert camkit.list_renderers() == ["grey-test", "jet"]
-    assert not camkit.get_plugin_manager().has_plugin("misspelt")
+    assert not camkit.plugins.get_plugin_manager().has_plugin("misspelt")
 
 
 def _install(site: Any, dist: str, module: str, source: str, entry: str) -> None:
@@ -352,7 +348,7 @@ def test_installed_packages_broken_and_clashing(
         r"No module named 'missing_dependency'",
     ):
         assert camkit.list_methods()[:2] == ["gradcam", "gradcam++"]
-    assert not camkit.get_plugin_manager().has_plugin("broken-test")
+    assert not camkit.plugins.get_plugin_manager().has_plugin("broken-test")
     explanation = Explainer(SmallCNN()).explain(torch.rand(3, 32, 32))  # camkit goes on
     assert explanation.method == "gradcam++"
 
@@ -516,7 +512,7 @@ def test_empty_map_warning_carries_the_advice() -> None:
             return self.fc(self.body(x).mean(dim=(2, 3)) * 0.0)
 
     generic = manager.generic_advice("empty-map")
-    with pytest.warns(camkit.EmptyMapWarning) as record:
+    with pytest.warns(camkit.errors.EmptyMapWarning) as record:
         Explainer(Blind(), layer="body").explain(torch.rand(3, 8, 8))
     assert str(record[0].message).endswith(f"choose an earlier layer. {generic}")
 
@@ -526,7 +522,9 @@ def test_empty_map_warning_carries_the_advice() -> None:
             return f"Blind at {layer}: try 'nothing'." if problem == "empty-map" else None
 
     camkit.register_plugin(BlindAdvice(), name="blind-advice")
-    with pytest.warns(camkit.EmptyMapWarning, match=r"'body'.*Blind at body: try 'nothing'\.$"):
+    with pytest.warns(
+        camkit.errors.EmptyMapWarning, match=r"'body'.*Blind at body: try 'nothing'\.$"
+    ):
         Explainer(Blind(), layer="body").explain(torch.rand(3, 8, 8))
 
 
@@ -633,7 +631,7 @@ def test_empty_gradient_map_warns() -> None:
         def forward(self, x: Tensor) -> Tensor:
             return self.fc(self.body(x).mean(dim=(2, 3)) * 0.0)
 
-    with pytest.warns(camkit.EmptyMapWarning, match=r"'body' for 1 of 1 images"):
+    with pytest.warns(camkit.errors.EmptyMapWarning, match=r"'body' for 1 of 1 images"):
         explanation = Explainer(Blind(), layer="body").explain(torch.rand(3, 8, 8))
     assert explanation.raw.max() == 0
 

@@ -12,13 +12,8 @@ import timm
 import torch
 from PIL import Image
 
-from camkit import (
-    DataConfig,
-    DeviceFallbackWarning,
-    Explainer,
-    generate_gradcam,
-    generate_gradcam_batch,
-)
+from camkit import DataConfig, Explainer, generate_gradcam, generate_gradcam_batch
+from camkit.errors import DeviceFallbackWarning
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from camkit.compat.checkpoints import load_classifier
+from camkit.errors import ConfigurationError
 from camkit.explainer import Explainer
 from camkit.explanation import Explanation
 from camkit.preprocess import IMAGENET_MEAN, IMAGENET_STD, DataConfig
@@ -80,7 +81,7 @@ def make_explainer(
     """
     shape = tuple(int(v) for v in input_shape)
     if len(shape) != 2:
-        raise ValueError(f"input_shape must be (H, W), got {tuple(input_shape)!r}")
+        raise ConfigurationError(f"input_shape must be (H, W), got {tuple(input_shape)!r}")
     return _cached_explainer(
         _stamp(model_path),
         backbone,

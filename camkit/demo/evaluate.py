@@ -24,6 +24,7 @@ from torch import Tensor
 
 from camkit.demo.model import load_model
 from camkit.demo.scenes import make_scene
+from camkit.errors import ConfigurationError
 from camkit.explainer import Explainer
 from camkit.metrics import (
     average_drop,
@@ -104,7 +105,7 @@ def evaluate(
 ) -> list[MethodScores]:
     """Score each method on ``scenes`` held-out scenes and ``scenes // 2`` two-instance ones."""
     if scenes < 1:
-        raise ValueError(f"scenes must be >= 1, got {scenes}")
+        raise ConfigurationError(f"scenes must be >= 1, got {scenes}")
     model = load_model()
     config = DataConfig.from_model(model)
     images, labels, boxes = _scenes(range(EVAL_SEED_START, EVAL_SEED_START + scenes), None)

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from camkit.demo.model import load_model
 from camkit.demo.scenes import make_scene
+from camkit.errors import ConfigurationError, OutputError
 from camkit.explainer import Explainer
 from camkit.explanation import Explanation
 
@@ -65,7 +66,7 @@ def _with_boxes(
 
 def _write_rgb(path: Path, image: NDArray[np.uint8]) -> None:
     if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {str(path)!r}")
+        raise OutputError(f"could not write {str(path)!r}")
 
 
 def _inside(explanation: Explanation, boxes: Sequence[tuple[int, int, int, int]]) -> bool:
@@ -93,7 +94,7 @@ def run_demo(
     no external resources.
     """
     if not methods:
-        raise ValueError("run_demo needs at least one method")
+        raise ConfigurationError("run_demo needs at least one method")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = load_model()

@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from camkit.errors import ConfigurationError
+
 __all__ = ["CLASS_NAMES", "SCENE_SIZE", "Box", "make_scene"]
 
 SCENE_SIZE = 128
@@ -171,9 +173,9 @@ def make_scene(
         ValueError: ``seed`` is negative or ``instances`` is not 1 or 2.
     """
     if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
+        raise ConfigurationError(f"seed must be non-negative, got {seed}")
     if instances is not None and instances not in (1, 2):
-        raise ValueError(f"instances must be 1, 2 or None, got {instances!r}")
+        raise ConfigurationError(f"instances must be 1, 2 or None, got {instances!r}")
     rng = np.random.default_rng(seed)
     label = int(rng.integers(len(CLASS_NAMES)))
     drawn_instances = 2 if rng.random() < TWO_INSTANCES_P else 1

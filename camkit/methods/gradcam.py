@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from camkit.errors import ConfigurationError
 from camkit.methods.base import GradientWeightedCAM
 
 __all__ = ["GradCAM", "GradCAMPlusPlus"]
@@ -39,7 +40,7 @@ class GradCAMPlusPlus(GradientWeightedCAM):
 
     def __init__(self, eps: float = 1e-6) -> None:
         if not eps >= 0.0:
-            raise ValueError(f"GradCAMPlusPlus eps must be >= 0, got {eps!r}")
+            raise ConfigurationError(f"GradCAMPlusPlus eps must be >= 0, got {eps!r}")
         self.eps = float(eps)
 
     def channel_weights(self, activations: Tensor, gradients: Tensor) -> Tensor:

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from camkit.errors import (
     CamkitPluginWarning,
+    ConfigurationError,
     PluginConflictError,
     PluginError,
     UnknownNameError,
@@ -209,7 +210,7 @@ def _named_classes(
             classes = list(function() or ())
             for cls in classes:
                 if not (isinstance(cls, type) and issubclass(cls, base)) or not cls.name:
-                    raise TypeError(
+                    raise PluginError(
                         f"{kind} registrations must be {base.__name__} subclasses with a "
                         f"non-empty `name`; got {cls!r}"
                     )
@@ -241,7 +242,7 @@ def _build(manager: pluggy.PluginManager) -> Registry:
             found = list(function() or ())
             bad = [r for r in found if not isinstance(r, LayerResolver)]
             if bad:
-                raise TypeError(f"resolvers must be LayerResolver instances; got {bad[0]!r}")
+                raise PluginError(f"resolvers must be LayerResolver instances; got {bad[0]!r}")
         except Exception as error:
             raise _PluginBuildError(plugin, error) from error
         for resolver in found:
@@ -310,7 +311,7 @@ def register_plugin(plugin: object, name: str | None = None) -> str:
         manager = get_plugin_manager()
         registered = manager.register(plugin, name=name)
         if registered is None:
-            raise ValueError(f"plugin {name!r} is blocked and cannot be registered")
+            raise PluginError(f"plugin {name!r} is blocked and cannot be registered")
         _state.distributions[registered] = None
         _state.registry = None
         try:
@@ -510,7 +511,7 @@ def generic_advice(problem: AdviceProblem) -> str:
     :data:`~camkit.plugins.hookspecs.ADVICE_PROBLEMS`), used when no plugin answers
     ``camkit_advice``. It names no plugin and no architecture family."""
     if problem not in _GENERIC_ADVICE:
-        raise ValueError(f"unknown problem {problem!r}; expected one of {ADVICE_PROBLEMS}")
+        raise ConfigurationError(f"unknown problem {problem!r}; expected one of {ADVICE_PROBLEMS}")
     return _GENERIC_ADVICE[problem]
 
 

@@ -8,6 +8,8 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from camkit.errors import ConfigurationError, InputError
+
 __all__ = ["Renderer", "check_render_inputs"]
 
 
@@ -17,27 +19,28 @@ def check_render_inputs(
     """Validate a renderer's inputs and return the map as float32 clipped to ``[0, 1]``.
 
     Raises:
-        ValueError: the image is not ``(H, W, 3)`` uint8, the map is not ``(H, W)`` of the
-            same size, or ``alpha`` is outside ``[0, 1]``.
+        InputError: the image is not ``(H, W, 3)`` uint8, or the map is not ``(H, W)`` of the
+            same size.
+        ConfigurationError: ``alpha`` is outside ``[0, 1]``.
     """
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        raise ValueError(
+        raise InputError(
             f"image must be a uint8 numpy array, got {type(image).__name__} "
             f"of dtype {getattr(image, 'dtype', None)}"
         )
     if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be RGB with shape (H, W, 3), got {image.shape}")
+        raise InputError(f"image must be RGB with shape (H, W, 3), got {image.shape}")
     if not isinstance(cam, np.ndarray) or cam.ndim != 2:
-        raise ValueError(
+        raise InputError(
             f"cam must be a 2-D numpy array (H, W), got shape {getattr(cam, 'shape', None)}"
         )
     if cam.shape != image.shape[:2]:
-        raise ValueError(
+        raise InputError(
             f"cam shape {cam.shape} does not match the image's (H, W) {image.shape[:2]}; "
             "resize the map to the image first"
         )
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
+        raise ConfigurationError(f"alpha must lie in [0, 1], got {alpha!r}")
     return np.clip(np.nan_to_num(cam.astype(np.float32, copy=False)), 0.0, 1.0)
 
 

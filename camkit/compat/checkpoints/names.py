@@ -17,7 +17,7 @@ import attrs
 import torch
 from torch import nn
 
-from camkit.errors import CheckpointError
+from camkit.errors import CheckpointError, ConfigurationError
 
 __all__ = ["SEED_ALIASES", "build_backbone"]
 
@@ -114,7 +114,7 @@ def _unknown_backbone(name: str, library: str | None) -> CheckpointError:
 def _candidates(name: str) -> list[_Candidate]:
     """The constructors ``name`` may mean, the preferred first (see :func:`build_backbone`)."""
     if not isinstance(name, str):
-        raise TypeError(f"backbone must be a model name (str), got {type(name).__name__}")
+        raise ConfigurationError(f"backbone must be a model name (str), got {type(name).__name__}")
     name = name.strip()
     if not name:
         raise CheckpointError("backbone is empty; pass a timm or torchvision model name")
@@ -132,7 +132,7 @@ def _candidates(name: str) -> list[_Candidate]:
 
 def _check_num_classes(num_classes: object) -> int:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        raise TypeError(f"num_classes must be an int, got {type(num_classes).__name__}")
+        raise ConfigurationError(f"num_classes must be an int, got {type(num_classes).__name__}")
     if num_classes < 1:
         raise CheckpointError(f"num_classes must be at least 1, got {num_classes}")
     return num_classes

@@ -33,7 +33,7 @@ def test_plugin_is_loaded_from_the_entry_point() -> None:
         "camkit_register_resolvers",
         "camkit_to_spatial",
     )
-    resolvers = [e for e in camkit.list_registrations("resolver") if e.plugin == "vit"]
+    resolvers = [e for e in camkit.plugins.list_registrations("resolver") if e.plugin == "vit"]
     assert [(e.name, e.distribution) for e in resolvers] == [
         ("vit-last-block", "camkit-vit"),
         ("swin-last-stage", "camkit-vit"),

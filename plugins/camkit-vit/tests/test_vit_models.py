@@ -201,7 +201,7 @@ def test_default_layer_follows_the_head(name: str, create: dict, layer: str) -> 
 
 
 def test_layer_after_the_last_attention_warns_of_an_empty_map() -> None:
-    from camkit import EmptyMapWarning
+    from camkit.errors import EmptyMapWarning
 
     model = _model("vit_tiny_patch16_224")
     with pytest.warns(EmptyMapWarning, match=r"'blocks.11'.*blocks\[-1\].norm1") as record:
@@ -256,7 +256,7 @@ def test_half_precision_vit_map_is_not_empty() -> None:
     ],
 )
 def test_attention_internals_are_refused(name: str, create: dict, layer: str) -> None:
-    from camkit import LayerResolutionError
+    from camkit.errors import LayerResolutionError
 
     model = _model(name, **create)
     with pytest.raises(LayerResolutionError, match="not a feature map"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from camkit.errors import LayerResolutionError
+from camkit.errors import InputError, LayerResolutionError
 from camkit.layers import declared_layout, declares_channels_last
 from torch import Tensor, nn
 
@@ -129,7 +129,7 @@ def tokens_to_map(tokens: Tensor, num_prefix_tokens: int, grid: tuple[int, int])
         LayerResolutionError: ``N`` is not ``num_prefix_tokens + h·w``.
     """
     if tokens.ndim != 3:
-        raise ValueError(f"tokens must have shape (B, N, C), got {tuple(tokens.shape)}")
+        raise InputError(f"tokens must have shape (B, N, C), got {tuple(tokens.shape)}")
     batch, count, channels = tokens.shape
     height, width = grid
     if count != num_prefix_tokens + height * width:
@@ -147,7 +147,7 @@ def tokens_to_map(tokens: Tensor, num_prefix_tokens: int, grid: tuple[int, int])
 def channels_last_to_first(maps: Tensor) -> Tensor:
     """Permute a channels-last map ``(B, h, w, C)`` to ``(B, C, h, w)``."""
     if maps.ndim != 4:
-        raise ValueError(f"maps must have shape (B, h, w, C), got {tuple(maps.shape)}")
+        raise InputError(f"maps must have shape (B, h, w, C), got {tuple(maps.shape)}")
     return maps.permute(0, 3, 1, 2).contiguous()
 
 
