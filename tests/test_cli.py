@@ -163,3 +163,59 @@ def test_model_without_weights_or_classes(files: Path, tmp_path: Path) -> None:
     args = ["--model", "resnet18", "--input-size", "64", "64", "--device", "cpu"]
     assert main(["explain", str(files / "good"), *args, "--out", str(tmp_path)]) == 0
     assert main(["explain", str(tmp_path / "missing"), "--model", "resnet18"]) == 2
+
+
+def test_top_classes_and_several_layers(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--top 2: one overlay and one report row per class, best first, from the classes the
+    Python API gives; repeated --layer: the report names every layer."""
+    out = tmp_path / "out"
+    code = main(
+        [
+            "explain",
+            str(files / "good"),
+            *model_args(files),
+            "--out",
+            str(out),
+            "--report",
+            "--top",
+            "2",
+            "--layer",
+            "layer3",
+            "--layer",
+            "layer4",
+        ]
+    )
+    assert code == 0
+    names = sorted(p.name for p in out.glob("*.jpg"))
+    assert names == [
+        "a_gradcam_class0.jpg",
+        "a_gradcam_class1.jpg",
+        "b_gradcam_class0.jpg",
+        "b_gradcam_class1.jpg",
+    ]
+    rows = list(csv.DictReader((out / "gradcam_report.csv").open()))
+    assert [Path(r["image"]).name for r in rows] == ["a.jpg", "a.jpg", "b.png", "b.png"]
+    assert {r["layer"] for r in rows} == {"layer3+layer4"}
+    from camkit import Explainer, load_classifier
+    from camkit.preprocess import DataConfig
+
+    model, _ = load_classifier("resnet18", files / "weights.pth", files / "classes.txt")
+    own = DataConfig.from_model(model)  # the CLI's preprocessing at --input-size 64 64
+    config = DataConfig((64, 64), own.mean, own.std, own.interpolation)
+    explainer = Explainer(model, layer=["layer3", "layer4"], device="cpu", data_config=config)
+    for image, pair in (("a.jpg", rows[:2]), ("b.png", rows[2:])):
+        expected = explainer.explain_classes(files / "good" / image, top=2)
+        assert [int(r["target"]) for r in pair] == [e.target for e in expected]
+        assert [float(r["confidence"]) for r in pair] == pytest.approx(
+            [e.confidence for e in expected], abs=1e-5
+        )
+    assert "2 classes each" in capsys.readouterr().err
+
+
+def test_top_must_be_positive(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["explain", str(files / "good"), *model_args(files), "--top", "0"])
+    assert exit_info.value.code == 2
+    assert "--top: must be >= 1" in capsys.readouterr().err

@@ -472,10 +472,10 @@ def test_output_checked_in_one_place(label: str) -> None:
 
 
 def test_valid_output_is_kept_as_returned() -> None:
-    explainer = Explainer(SmallCNN(), method=_returning("Good", _good), layer="body", device="cpu")
+    model = SmallCNN().eval()
+    explainer = Explainer(model, method=_returning("Good", _good), layer="body", device="cpu")
     inputs = randn(2, 3, 16, 16)
     maps = explainer.explain_batch(inputs).maps
-    model = SmallCNN().eval()
     with torch.no_grad():
         expected = torch.relu(model.body(model.stem(inputs)).sum(dim=1))
     close(maps, expected)
