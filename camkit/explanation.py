@@ -110,13 +110,6 @@ class ExplanationBatch(Sequence["Explanation"]):
     def __repr__(self) -> str:
         return f"ExplanationBatch({len(self)} explanations, layers={self.layers!r})"
 
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, list):
-            return self._items == other
-        return self is other
-
-    __hash__ = object.__hash__
-
     def _cached(self, key: str, make: Callable[[], _T]) -> _T:
         with self._lock:
             if key not in self._cache:
@@ -172,8 +165,11 @@ class ExplanationBatch(Sequence["Explanation"]):
 
     def images(self) -> list[NDArray[np.uint8]]:
         """The RGB uint8 image each map lies on, one per explanation."""
-        originals = self._prepared.originals()
-        return [originals[r] for r in self._rows]
+        def make() -> list[NDArray[np.uint8]]:
+            originals = self._prepared.originals()
+            return [originals[r] for r in self._rows]
+
+        return self._cached("images", make)
 
     def layer_raws(self) -> dict[str, NDArray[np.float32]]:
         """:attr:`layer_maps` as float32 numpy arrays."""

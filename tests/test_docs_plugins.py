@@ -9,43 +9,13 @@ listing block's output must be the ``text`` block the page shows after it.
 
 from __future__ import annotations
 
-import importlib.metadata
-import re
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from doc_blocks import blocks, run_page
+from doc_blocks import MODULE, install_example_packages, only_distributions, run_page
 
 from camkit.plugins import manager
-
-PYPROJECT = re.compile(r"# ([\w-]+)/pyproject\.toml\n")
-MODULE = re.compile(r"# ([\w-]+)/(\w+)/__init__\.py\n")
-
-
-def _install_examples(site: Path) -> list[str]:
-    names = []
-    for lang, code in blocks("plugins.md"):
-        project = PYPROJECT.match(code)
-        if lang == "toml" and project:
-            dist = re.search(r'^name = "([\w-]+)"', code, re.M)
-            section = code.split("[project.entry-points.camkit]\n", 1)[1]
-            assert dist is not None and dist.group(1) == project.group(1)
-            info = site / f"{dist.group(1).replace('-', '_')}-0.1.0.dist-info"
-            info.mkdir()
-            (info / "METADATA").write_text(
-                f"Metadata-Version: 2.1\nName: {dist.group(1)}\nVersion: 0.1.0\n"
-            )
-            entries = section.replace('"', "")  # TOML strings; entry_points.txt is bare
-            (info / "entry_points.txt").write_text("[camkit]\n" + entries)
-            names.append(dist.group(1))
-        module = MODULE.match(code)
-        if lang == "python" and module:
-            package = site / module.group(2)
-            package.mkdir()
-            (package / "__init__.py").write_text(code)
-    return names
 
 
 def test_plugin_page_examples_run_as_documented(
@@ -53,20 +23,13 @@ def test_plugin_page_examples_run_as_documented(
 ) -> None:
     site = tmp_path / "site"
     site.mkdir()
-    installed = _install_examples(site)
+    installed = install_example_packages("plugins.md", site)
     assert len(installed) == 5, installed
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CAMKIT_DISABLE_PLUGIN_AUTOLOAD")
-    real_entry_points = importlib.metadata.entry_points
-
-    def only_the_examples(**kwargs: Any) -> Any:  # other installed plugins stay out
-        points = real_entry_points(**kwargs)
-        if kwargs.get("group") != "camkit":
-            return points
-        return [p for p in points if p.dist is not None and p.dist.name in installed]
-
-    monkeypatch.setattr(manager.importlib.metadata, "entry_points", only_the_examples)
+    # other installed plugins stay out
+    monkeypatch.setattr(manager.importlib.metadata, "entry_points", only_distributions(installed))
     manager.reset_plugins()
 
     assert run_page("plugins.md", skip=MODULE) >= 6

@@ -252,3 +252,11 @@ def test_concurrent_calls_give_the_sequential_results(resnet: nn.Module) -> None
     for i in range(4):
         np.testing.assert_allclose(found[i], expected[i], rtol=1e-5, atol=1e-6)
     assert {name: m.training for name, m in resnet.named_modules()} == training
+
+
+def test_callable_target_must_give_one_score_per_image(resnet: nn.Module) -> None:
+    explainer = Explainer(resnet, device="cpu")
+    with pytest.raises(TargetError, match=r"shape \(2,\), one score per image, got \(2, 10\)"):
+        explainer.explain_batch(_input(batch=2), targets=lambda logits: logits)
+    with pytest.raises(TargetError, match=r"got float"):
+        explainer.explain_batch(_input(batch=2), targets=lambda logits: 1.0)

@@ -109,8 +109,7 @@ def _target_sets(
     logits: Tensor, target: TargetSpec, classes: ClassRequest | None
 ) -> list[TargetScore]:
     if classes is None:
-        if callable(target):
-            target_scores(logits, target)  # validates the callable's output shape
+        if callable(target):  # its output is checked by TargetScore when called
             return [TargetScore(None, target)]
         _, indices = target_scores(logits, target)
         return [TargetScore(torch.tensor(indices, device=logits.device, dtype=torch.long))]
