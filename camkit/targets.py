@@ -11,7 +11,7 @@ from torch import Tensor
 
 from camkit.errors import ModelOutputError, TargetError
 
-__all__ = ["OutputSelector", "TargetSpec", "select_logits", "target_scores"]
+__all__ = ["OutputSelector", "TargetSpec", "select_logits", "target_scores", "validate_targets"]
 
 TargetSpec = int | Sequence[int] | Callable[[Tensor], Tensor] | None
 """What to explain: ``None`` (the predicted class), one class index, one per image, or a
@@ -57,20 +57,89 @@ def select_logits(output: Any) -> Tensor:
     return found
 
 
-def _as_index(value: Any, num_classes: int) -> int:
+def _class_index(value: Any) -> int:
+    """One class index as an int: an int (numpy ints too) or a one-element int tensor."""
     if isinstance(value, Tensor) and value.numel() == 1 and not value.is_floating_point():
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TargetError(
             f"a target must be an int class index, got {type(value).__name__} {value!r}"
         )
-    index = int(value)
-    if not 0 <= index < num_classes:
+    return int(value)
+
+
+def validate_targets(
+    targets: Tensor | Sequence[int],
+    *,
+    batch: int | None = None,
+    num_classes: int | None = None,
+) -> Tensor:
+    """Check one class index per image and return them as a ``(B,)`` ``torch.long`` tensor.
+
+    ``targets`` is a 1-D integer tensor (kept on its device), or a sequence (a tensor or
+    array along its first dimension) of ints, numpy ints or one-element integer tensors;
+    the result of a sequence is on the CPU. ``.tolist()`` gives the indices as ints.
+
+    Args:
+        targets: the class indices, one per image.
+        batch: the number of images, when known: ``targets`` must have that length.
+        num_classes: the number of classes ``K``, when known: every index must lie in
+            ``0..K-1``. Without it, indices must be ``>= 0``.
+
+    Raises:
+        TargetError: ``targets`` is not a sequence, an index is not an int (a float or a
+            bool), the length differs from ``batch``, or an index is out of range.
+    """
+    if isinstance(targets, (str, bytes)) or not (
+        isinstance(targets, (Sequence, Tensor)) or hasattr(targets, "__array__")
+    ):
         raise TargetError(
-            f"target {index} is out of range: the model has {num_classes} classes "
-            f"(valid targets are 0..{num_classes - 1})"
+            f"targets must be a (B,) tensor or a sequence of int class indices, one per image, "
+            f"got {type(targets).__name__}"
         )
-    return index
+    if not isinstance(targets, Tensor) and hasattr(targets, "__array__"):
+        try:
+            targets = torch.as_tensor(targets)
+        except (TypeError, ValueError, RuntimeError):
+            raise TargetError(
+                f"targets must hold int class indices, got an array {targets!r}"
+            ) from None
+    if isinstance(targets, Tensor) and targets.ndim == 0:
+        raise TargetError(
+            "targets must be a (B,) tensor with one class index per image, got a 0-d tensor"
+        )
+    count = len(targets)
+    if batch is not None and count != batch:
+        raise TargetError(
+            f"got {count} targets for a batch of {batch} images; give one class index per "
+            f"image, a tensor or sequence of shape ({batch},)"
+        )
+    if isinstance(targets, Tensor) and targets.ndim == 1:
+        if not _is_integer(targets.dtype):
+            raise TargetError(
+                f"targets must hold integer class indices, got a tensor of dtype "
+                f"{targets.dtype}; convert whole-number labels with .long()"
+            )
+        indices = targets.detach().long()
+    else:
+        indices = torch.tensor([_class_index(value) for value in targets], dtype=torch.long)
+    if count:
+        outside = indices < 0
+        if num_classes is not None:
+            outside |= indices >= num_classes
+        if bool(outside.any()):
+            index = int(indices[outside][0])
+            if num_classes is None:
+                raise TargetError(f"target {index} is out of range: class indices are >= 0")
+            raise TargetError(
+                f"target {index} is out of range: the model has {num_classes} classes "
+                f"(valid targets are 0..{num_classes - 1})"
+            )
+    return indices
+
+
+def _is_integer(dtype: torch.dtype) -> bool:
+    return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
 
 
 def target_scores(logits: Tensor, target: TargetSpec) -> tuple[Tensor, list[int | None]]:
@@ -94,16 +163,10 @@ def target_scores(logits: Tensor, target: TargetSpec) -> tuple[Tensor, list[int 
     if target is None:
         indices = logits.detach().argmax(dim=1).tolist()
     elif isinstance(target, Tensor) and target.ndim == 0:
-        indices = [_as_index(target, num_classes)] * batch
+        indices = validate_targets([target], num_classes=num_classes).tolist() * batch
     elif isinstance(target, (Sequence, Tensor)) and not isinstance(target, str):
-        values = list(target)
-        if len(values) != batch:
-            raise TargetError(
-                f"got {len(values)} targets for a batch of {batch} images; give one target "
-                "per image, a single int for all, or None for the predicted classes"
-            )
-        indices = [_as_index(v, num_classes) for v in values]
+        indices = validate_targets(target, batch=batch, num_classes=num_classes).tolist()
     else:
-        indices = [_as_index(target, num_classes)] * batch
+        indices = validate_targets([target], num_classes=num_classes).tolist() * batch
     index = torch.tensor(indices, device=logits.device, dtype=torch.long)
     return logits.gather(1, index[:, None])[:, 0], list(indices)

@@ -26,14 +26,7 @@ from camkit.demo.model import load_model
 from camkit.demo.scenes import make_scene
 from camkit.errors import ConfigurationError
 from camkit.explainer import Explainer
-from camkit.metrics import (
-    average_drop,
-    deletion_auc,
-    energy_pointing_game,
-    increase_in_confidence,
-    insertion_auc,
-    pointing_game,
-)
+from camkit.metrics import Scorer, energy_pointing_game, pointing_game
 from camkit.preprocess import DataConfig
 
 __all__ = ["EVAL_SEED_START", "INSTANCE_MASS", "MULTI_SEED_START", "MethodScores", "evaluate"]
@@ -114,6 +107,7 @@ def evaluate(
     batch = torch.stack([config.to_tensor(image) for image in images])
     multi_batch = torch.stack([config.to_tensor(image) for image in multi[0]])
     targets = torch.tensor(labels)
+    scorer = Scorer(model)
     results = []
     for method in methods:
         explainer = Explainer(model, method=method, device="cpu")
@@ -127,15 +121,15 @@ def evaluate(
                 pointing=float(pointing_game(cams, boxes).float().mean()),
                 energy=float(energy_pointing_game(cams, boxes).mean()),
                 average_drop=float(
-                    average_drop(model, batch, cams, targets, mean=config.mean, std=config.std)
+                    scorer.average_drop(batch, cams, targets, mean=config.mean, std=config.std)
                 ),
                 increase_in_confidence=float(
-                    increase_in_confidence(
-                        model, batch, cams, targets, mean=config.mean, std=config.std
+                    scorer.increase_in_confidence(
+                        batch, cams, targets, mean=config.mean, std=config.std
                     )
                 ),
-                deletion=float(deletion_auc(model, batch, cams, targets, steps=steps).mean()),
-                insertion=float(insertion_auc(model, batch, cams, targets, steps=steps).mean()),
+                deletion=float(scorer.deletion_auc(batch, cams, targets, steps=steps).mean()),
+                insertion=float(scorer.insertion_auc(batch, cams, targets, steps=steps).mean()),
                 multi_instance=_instance_share(_cams(explainer, multi_batch, multi[1]), multi[2]),
             )
         )
