@@ -76,8 +76,8 @@ def _cams(explainer: Explainer, images: Tensor, labels: list[int], chunk: int = 
         batch = explainer.explain_batch(
             images[start : start + chunk], labels[start : start + chunk]
         )
-        maps.extend(torch.from_numpy(e.cam) for e in batch)
-    return torch.stack(maps)
+        maps.append(batch.input_maps())  # the maps at input resolution, as metrics take them
+    return torch.cat(maps)
 
 
 def _instance_share(cams: Tensor, boxes: list[list[tuple[int, int, int, int]]]) -> float:
