@@ -165,6 +165,7 @@ class ExplanationBatch(Sequence["Explanation"]):
 
     def images(self) -> list[NDArray[np.uint8]]:
         """The RGB uint8 image each map lies on, one per explanation."""
+
         def make() -> list[NDArray[np.uint8]]:
             originals = self._prepared.originals()
             return [originals[r] for r in self._rows]

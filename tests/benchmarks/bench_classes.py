@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def peer_top() -> object:
             return [
-                peer(input_tensor=x[None], targets=[ClassifierOutputTarget(c)])
-                for c in classes
+                peer(input_tensor=x[None], targets=[ClassifierOutputTarget(c)]) for c in classes
             ]
 
         contenders[f"pytorch-grad-cam, top-{args.top}"] = peer_top
@@ -112,8 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<28} {value:9.4f} {value / one:17.2f}")
     ratio = medians[f"camkit, top-{args.top}"] / one
     ok = ratio <= GOAL
-    print(f"camkit top-{args.top} / camkit 1 class = {ratio:.2f} (goal <= {GOAL}): "
-          f"{'met' if ok else 'MISSED'}")
+    print(
+        f"camkit top-{args.top} / camkit 1 class = {ratio:.2f} (goal <= {GOAL}): "
+        f"{'met' if ok else 'MISSED'}"
+    )
     return 1 if args.check and not ok else 0
 
 
