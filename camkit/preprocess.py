@@ -54,6 +54,22 @@ def _triple(name: str) -> Callable[[Any, attrs.Attribute[Any], tuple[float, ...]
     return check
 
 
+def _one_of(choices: Sequence[str]) -> Callable[[Any, attrs.Attribute[Any], str], None]:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in choices:
+            raise ConfigurationError(
+                f"DataConfig.{attribute.name} must be one of {', '.join(map(repr, choices))}, "
+                f"got {value!r}"
+            )
+
+    return check
+
+
+def _grey_level(_: Any, __: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
+        raise ConfigurationError(f"DataConfig.fill must be an int in 0..255, got {value!r}")
+
+
 def _positive_size(_: Any, __: attrs.Attribute[Any], value: tuple[int, int]) -> None:
     if len(value) != 2 or min(value) < 1:
         raise ConfigurationError(
@@ -92,13 +108,9 @@ class DataConfig:
     input_size: tuple[int, int] = attrs.field(default=(224, 224), validator=_positive_size)
     mean: tuple[float, float, float] = attrs.field(default=IMAGENET_MEAN, validator=_triple("mean"))
     std: tuple[float, float, float] = attrs.field(default=IMAGENET_STD, validator=_triple("std"))
-    interpolation: str = attrs.field(
-        default="bilinear", validator=attrs.validators.in_(sorted(_INTERPOLATIONS))
-    )
-    resize: str = attrs.field(default="stretch", validator=attrs.validators.in_(RESIZE_MODES))
-    fill: int = attrs.field(
-        default=128, validator=[attrs.validators.ge(0), attrs.validators.le(255)]
-    )
+    interpolation: str = attrs.field(default="bilinear", validator=_one_of(sorted(_INTERPOLATIONS)))
+    resize: str = attrs.field(default="stretch", validator=_one_of(RESIZE_MODES))
+    fill: int = attrs.field(default=128, validator=_grey_level)
 
     @classmethod
     def from_model(cls, model: nn.Module) -> DataConfig:

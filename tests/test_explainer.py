@@ -502,3 +502,20 @@ def test_large_maps_are_post_processed_in_chunks(monkeypatch: pytest.MonkeyPatch
     for a, b in zip(whole, chunked, strict=True):
         np.testing.assert_array_equal(a, b)
         assert b.base is None or b.base.size == b.size  # no view into a whole chunk
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"interpolation": "cubic"}, "interpolation must be one of 'bicubic'"),
+        ({"resize": "fit"}, "resize must be one of 'stretch', 'crop', 'letterbox'"),
+        ({"fill": 256}, r"fill must be an int in 0\.\.255"),
+        ({"mean": (0.5, 0.5)}, "mean needs 3 values"),
+        ({"input_size": (0, 4)}, "input_size must be"),
+    ],
+)
+def test_data_config_errors_are_configuration_errors(kwargs: dict[str, Any], message: str) -> None:
+    from camkit.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=message):
+        DataConfig(**kwargs)

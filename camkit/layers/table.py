@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 from torch import Tensor, nn
 
+from camkit.errors import ConfigurationError
 from camkit.layers.base import LayerResolver
 
 __all__ = [
@@ -17,6 +18,13 @@ __all__ = [
     "ArchitectureTableResolver",
     "architecture_name",
 ]
+
+
+def _non_empty(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(
+            f"ArchitectureMapping.{attribute.name} must be a non-empty string, got {value!r}"
+        )
 
 
 @attrs.frozen
@@ -30,8 +38,8 @@ class ArchitectureMapping:
         provider: name of the plugin that registered the row.
     """
 
-    pattern: str = attrs.field(validator=attrs.validators.min_len(1))
-    layer: str = attrs.field(validator=attrs.validators.min_len(1))
+    pattern: str = attrs.field(validator=_non_empty)
+    layer: str = attrs.field(validator=_non_empty)
     provider: str = "camkit"
 
     def matches(self, architecture: str) -> bool:
