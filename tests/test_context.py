@@ -83,10 +83,12 @@ def resnet() -> nn.Module:
     return recalibrate_batchnorm(model, size=64)
 
 
-CONTRAST: TargetFn = lambda logits: logits[:, 1] - logits[:, 0]  # noqa: E731
+def contrast(logits: Tensor) -> Tensor:
+    """A contrastive target: class 1 against class 0."""
+    return logits[:, 1] - logits[:, 0]
 
 
-def LAYOUT(logits: Tensor) -> Tensor:  # noqa: N802
+def per_row(logits: Tensor) -> Tensor:
     """Depends on the batch layout: class 1 for the first image, class 2 for the second."""
     return logits[torch.arange(len(logits)), torch.tensor([1, 2])]
 
@@ -102,8 +104,8 @@ def test_score_inputs_index_targets_are_the_classes_of_the_original_input(
     predicted = logits_of(resnet, inputs).argmax(dim=1)
     # the perturbations change the prediction somewhere, so None is told apart from argmax
     assert bool((logits.argmax(dim=2) != predicted[:, None]).any())
-    for targets, classes in [(None, predicted), (7, torch.tensor([7, 7])), ([3, 8], None)]:
-        classes = torch.tensor([3, 8]) if classes is None else classes
+    cases = [(None, predicted), (7, torch.tensor([7, 7])), ([3, 8], torch.tensor([3, 8]))]
+    for targets, classes in cases:
         scores = probe(
             resnet, inputs, lambda c: c.score_inputs(versions), layer="layer4", targets=targets
         )
@@ -112,7 +114,7 @@ def test_score_inputs_index_targets_are_the_classes_of_the_original_input(
         close(scores, expected)
 
 
-@pytest.mark.parametrize("target", [CONTRAST, LAYOUT], ids=["contrast", "layout"])
+@pytest.mark.parametrize("target", [contrast, per_row], ids=["contrast", "per-row"])
 def test_score_inputs_calls_a_callable_target_on_each_version(
     resnet: nn.Module, target: TargetFn
 ) -> None:
@@ -194,7 +196,7 @@ def test_score_activations_runs_only_the_head_when_it_can(resnet: nn.Module) -> 
     close(scores, expected.gather(2, torch.tensor([2, 6]).view(2, 1, 1).expand(2, 4, 1))[..., 0])
 
 
-@pytest.mark.parametrize("target", [3, CONTRAST], ids=["index", "callable"])
+@pytest.mark.parametrize("target", [3, contrast], ids=["index", "callable"])
 def test_score_activations_same_values_without_the_shortcut(target: Any) -> None:
     model = SkipNet().eval()
     inputs = randn(2, 3, 16, 16)
@@ -212,7 +214,7 @@ def test_score_activations_same_values_without_the_shortcut(target: Any) -> None
     expected = (
         logits[..., 3]
         if target == 3
-        else torch.stack([CONTRAST(logits[:, n]) for n in range(3)], dim=1)
+        else torch.stack([contrast(logits[:, n]) for n in range(3)], dim=1)
     )
     close(scores, expected)
 
@@ -234,7 +236,7 @@ def _by_hand(model: nn.Module, layer: str, inputs: Tensor, target: Any) -> tuple
     return found[0].detach(), gradient, scores.detach()
 
 
-@pytest.mark.parametrize("target", [None, LAYOUT], ids=["predicted", "layout"])
+@pytest.mark.parametrize("target", [None, per_row], ids=["predicted", "per-row"])
 def test_capture_inputs_sees_what_an_explanation_of_each_version_sees(
     resnet: nn.Module, target: Any
 ) -> None:
@@ -249,7 +251,11 @@ def test_capture_inputs_sees_what_an_explanation_of_each_version_sees(
     )
     assert len(captures) == 3
     classes = logits_of(resnet, inputs).argmax(dim=1)
-    same = LAYOUT if target is LAYOUT else classes.tolist()
+    # some version predicts another class: the captures must keep the original ones
+    assert any(
+        bool((logits_of(resnet, versions[:, v]).argmax(1) != classes).any()) for v in range(3)
+    )
+    same = per_row if target is per_row else classes.tolist()
     explainer = Explainer(resnet, method="gradcam", layer="layer3", device="cpu")
     for v, capture in enumerate(captures):
         activations, gradients, scores = _by_hand(resnet, "layer3", versions[:, v], same)
@@ -280,7 +286,7 @@ def test_capture_inputs_without_gradients(resnet: nn.Module) -> None:
 # ---- 4. full_gradients ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", [[5, 1], CONTRAST], ids=["index", "callable"])
+@pytest.mark.parametrize("target", [[5, 1], contrast], ids=["index", "callable"])
 def test_full_gradients_equal_plain_autograd(resnet: nn.Module, target: Any) -> None:
     inputs = randn(2, 3, 32, 32)
     modules = ["layer3", "layer4.0.conv1"]
@@ -371,6 +377,24 @@ def test_hessian_vector_product_closed_form() -> None:
     for targets, product in method.seen:
         expected = 2 * torch.stack([w[c] for c in targets]) * VECTOR
         torch.testing.assert_close(product, expected, rtol=1e-6, atol=0)
+
+
+class HigherOrderPasses(Probe):
+    needs_higher_order = True  # and extra_passes, from Probe
+
+
+def test_hessian_vector_product_on_a_with_inputs_context() -> None:
+    model = Quadratic().eval()
+    product = probe(
+        model,
+        randn(2, 3, 8, 8),
+        lambda c: c.with_inputs(2 * c.inputs).hessian_vector_product(VECTOR),
+        layer="features",
+        targets=[0, 2],
+        method=HigherOrderPasses,
+    )
+    expected = 2 * torch.stack([model.w[0], model.w[2]]) * VECTOR
+    torch.testing.assert_close(product, expected, rtol=1e-6, atol=0)
 
 
 def test_hessian_vector_product_needs_the_declaration() -> None:
@@ -521,14 +545,16 @@ def _every_pass(context: MethodContext) -> None:
 
 def test_extra_passes_leave_the_model_as_found() -> None:
     model = user_model()
+    model.bn.train()  # running statistics would move in training mode
+    model.relu.eval()  # flags stay mixed
     modes: list[bool] = []
-    model.conv.register_forward_pre_hook(lambda m, a: modes.append(m.training))
+    model.bn.register_forward_pre_hook(lambda m, a: modes.append(m.training))
     before, grad_mode = snapshot(model), torch.is_grad_enabled()
-    probe(model, randn(2, 3, 16, 16), _every_pass, layer="conv2", targets=CONTRAST)
+    probe(model, randn(2, 3, 16, 16), _every_pass, layer="conv2", targets=contrast)
     assert_same(before, snapshot(model))
     assert torch.is_grad_enabled() == grad_mode
     assert len(modes) > 5 and not any(modes), "an extra pass ran in training mode"
-    assert model.conv.training and not model.bn.training
+    assert model.bn.training and not model.relu.training
 
 
 @pytest.mark.parametrize("name", sorted(PASSES))
@@ -594,3 +620,39 @@ def test_registered_method_is_constructible_by_name() -> None:
         close(batch.maps, expected)
     finally:
         camkit.unregister_plugin(plugin)
+
+
+def test_passes_are_refused_after_compute_returned() -> None:
+    """A method that keeps an iterator of capture_inputs and consumes it after compute gets
+    a MethodError, and the model is not run outside the explanation (BatchNorm statistics
+    unchanged, grad mode as it was); an undeclared capture_inputs fails at the call."""
+
+    class Leaky(CAMMethod):
+        name = "leaky-test"
+        extra_passes = True
+
+        def compute(self, context: MethodContext) -> Tensor:
+            self.later = context.capture_inputs(context.inputs[:, None] * 3 + 1)
+            return context.activations.sum(1).relu()
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)
+    ).train()
+    method = Leaky()
+    Explainer(model, method=method, layer="1", device="cpu").explain_batch(randn(2, 3, 8, 8))
+    statistics = model[1].running_mean.clone()
+    with pytest.raises(MethodError, match="after compute returned"):
+        list(method.later)
+    assert torch.equal(model[1].running_mean, statistics)
+    assert torch.is_grad_enabled()
+
+    class Undeclared(CAMMethod):
+        name = "undeclared-test"
+
+        def compute(self, context: MethodContext) -> Tensor:
+            context.capture_inputs(context.inputs[:, None])  # never iterated
+            return context.activations.sum(1).relu()
+
+    with pytest.raises(MethodError, match="does not declare extra_passes = True"):
+        Explainer(model, method=Undeclared(), layer="1", device="cpu").explain(randn(3, 8, 8))

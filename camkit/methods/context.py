@@ -114,7 +114,7 @@ class FullGradients:
     outputs: Mapping[str, tuple[Tensor, Tensor]]
 
 
-@attrs.frozen(eq=False)
+@attrs.define(eq=False)
 class Runner:
     """How the pipeline runs the model for a method: shared by every context of a call.
 
@@ -124,12 +124,15 @@ class Runner:
         to_spatial: ``(layer, output) -> (B, C, h, w)``, the layout conversion of the
             ``camkit_to_spatial`` hook, raising when no plugin reads the layout.
         batch_size: the default number of inputs per extra forward pass.
+        active: whether the call is still running; the pipeline clears it when the model is
+            released, and any pass asked for afterwards is refused.
     """
 
     model: nn.Module
     output: OutputSelector
     to_spatial: Callable[[str, Tensor], Tensor]
     batch_size: int = 64
+    active: bool = True
 
 
 def _check_batch_size(batch_size: int) -> int:
@@ -280,6 +283,12 @@ class MethodContext:
             raise MethodError(
                 "this context was made from a capture alone (MethodContext.from_capture); "
                 "it cannot run the model. Run the method through an Explainer."
+            )
+        if not self._runner.active:
+            raise MethodError(
+                f"{self._label} ran the model through its context after compute returned (an "
+                "iterator of capture_inputs kept for later?); a context is valid only during "
+                "compute: consume its passes there"
             )
         return self._runner
 
@@ -534,9 +543,16 @@ class MethodContext:
             versions: ``(B, N, C, H, W)``, or a function with ``count=N``.
             gradients: compute ``∂y/∂A`` (else ``LayerCapture.gradients`` is ``None``).
         """
-        runner = self._require("capture_inputs")
+        runner = self._require("capture_inputs")  # checked now, not on first iteration
+        chunks = self._chunks(versions, count, batch_size)
+        return self._captures(runner, chunks, gradients)
+
+    def _captures(
+        self, runner: Runner, chunks: Iterator[tuple[int, Tensor]], gradients: bool
+    ) -> Iterator[LayerCapture]:
         batch = len(self)
-        for _, chunk in self._chunks(versions, count, batch_size):
+        for _, chunk in chunks:
+            runner = self._run  # refuses once the explanation has ended
             chunk = chunk.to(self._inputs.device, self._inputs.dtype)
             versions_in_chunk = chunk.shape[0] // batch
             forward = record_forward(
@@ -574,8 +590,11 @@ class MethodContext:
         assert self._method is not None  # checked by _require
         inputs = inputs.to(self._inputs.device, self._inputs.dtype)
         needs = self._method.needs_gradients
+        higher = self._method.needs_higher_order
         forward = record_forward(runner.model, inputs, runner.output, [self.layer], gradients=needs)
-        (capture,), _ = capture_layers(runner, forward, [self.layer], self._score, gradients=needs)
+        (capture,), (native,) = capture_layers(
+            runner, forward, [self.layer], self._score, gradients=needs, create_graph=higher
+        )
         return MethodContext(
             runner,
             self._method,
@@ -585,6 +604,7 @@ class MethodContext:
             capture,
             self._layers,
             forward,
+            native if higher else None,
         )
 
     def full_gradients(self, modules: Sequence[str] = ()) -> FullGradients:

@@ -18,7 +18,8 @@ places them on the originals when asked (:mod:`camkit.pipeline.place`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import attrs
 import torch
@@ -144,7 +145,7 @@ def run_pipeline(
     """
     model, inputs = runner.model, prepared.inputs
     batch = inputs.shape[0]
-    with explanation_mode(model):
+    with explanation_mode(model), _while_active(runner):
         layers = list(resolve_layers(inputs))
         # capture: one forward, every layer
         forward = record_forward(
@@ -193,6 +194,16 @@ def run_pipeline(
         renderer,
         class_names,
     )
+
+
+@contextmanager
+def _while_active(runner: Runner) -> Iterator[None]:
+    """Contexts may run the model only while the model is held for this call."""
+    runner.active = True
+    try:
+        yield
+    finally:
+        runner.active = False
 
 
 def _context(
