@@ -27,7 +27,12 @@ from camkit.methods.base import CAMMethod
 from camkit.methods.context import Runner
 from camkit.pipeline.fusion import check_fusion
 from camkit.pipeline.prepare import PreparedBatch, prepare_batch
-from camkit.pipeline.run import ClassRequest, run_pipeline, spatial_converter
+from camkit.pipeline.run import (
+    ClassRequest,
+    check_eigen_smooth,
+    run_pipeline,
+    spatial_converter,
+)
 from camkit.plugins.manager import (
     advice,
     create_method,
@@ -134,6 +139,14 @@ class Explainer:
             (:data:`camkit.pipeline.fusion.FUSIONS`).
         batch_size: the default number of inputs per extra forward pass of methods that run
             the model again (Score-CAM and the like).
+        aug_smooth: test-time augmentation with pytorch-grad-cam's semantics: each image is
+            also explained flipped horizontally and with brightness factors 0.9, 1 and 1.1
+            (six versions, one forward), each map flipped back, and the maps averaged
+            (:mod:`camkit.pipeline.smooth`). The maps are then on the input grid.
+        eigen_smooth: each map is the first principal component of the method's weighted
+            activations (``w_k · A^k``), after ReLU, as pytorch-grad-cam's option; only for
+            methods that define :meth:`~camkit.CAMMethod.weighted_activations`
+            (``ConfigurationError`` otherwise).
 
     Raises:
         LayerNotFoundError: ``layer`` names no module of ``model``.
@@ -155,6 +168,8 @@ class Explainer:
         class_names: Sequence[str] | None = None,
         fusion: str = "mean",
         batch_size: int = 64,
+        aug_smooth: bool = False,
+        eigen_smooth: bool = False,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ConfigurationError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -172,6 +187,10 @@ class Explainer:
         self.data_config: DataConfig = data_config or DataConfig.from_model(model)
         self.class_names: list[str] | None = list(class_names) if class_names else None
         self._layers: tuple[str, ...] | None = _layer_names(model, layer)
+        self.aug_smooth: bool = bool(aug_smooth)
+        self.eigen_smooth: bool = bool(eigen_smooth)
+        if self.eigen_smooth:
+            check_eigen_smooth(self.method)
 
     def __repr__(self) -> str:
         return (
@@ -282,6 +301,8 @@ class Explainer:
             classes=classes,
             fusion=self.fusion,
             class_names=self.class_names,
+            aug_smooth=self.aug_smooth,
+            eigen_smooth=self.eigen_smooth,
         )
 
     def explain(self, img: ImageInput, target: TargetSpec = None) -> Explanation:

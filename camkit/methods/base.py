@@ -93,6 +93,23 @@ class CAMMethod(ABC):
     def compute(self, context: MethodContext) -> Tensor:
         """Return the raw maps, shape ``(B, h, w)``, non-negative."""
 
+    def weighted_activations(self, context: MethodContext) -> Tensor:
+        """The method's per-channel contributions ``(B, C, h, w)`` before they are summed
+        over channels (``w_k · A^k`` for a channel-weighting method), or
+        ``NotImplementedError``.
+
+        A method that implements it supports ``eigen_smooth``: the map is then the first
+        principal component of these contributions (:func:`~camkit.methods.projection.
+        principal_projection`) after ReLU, instead of :meth:`compute`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define weighted_activations")
+
+    @classmethod
+    def supports_eigen_smooth(cls) -> bool:
+        """Whether the method defines :meth:`weighted_activations`, so ``eigen_smooth``
+        applies to it."""
+        return cls.weighted_activations is not CAMMethod.weighted_activations
+
     def __call__(self, context: MethodContext) -> Tensor:
         return self.compute(context)
 
@@ -143,7 +160,7 @@ class GradientWeightedCAM(CAMMethod):
     def channel_weights(self, activations: Tensor, gradients: Tensor) -> Tensor:
         """Return the weight ``w_k`` of each channel, shape ``(B, C)``."""
 
-    def compute(self, context: MethodContext) -> Tensor:
+    def _weights(self, context: MethodContext) -> Tensor:
         activations, gradients = context.activations, context.gradients
         weights = self.channel_weights(activations, gradients)
         expected = activations.shape[:2]
@@ -153,8 +170,14 @@ class GradientWeightedCAM(CAMMethod):
                 f"{type(self).__name__}.channel_weights returned {shape}, "
                 f"expected (B, C) = {tuple(expected)}"
             )
-        cam = torch.einsum("bc,bchw->bhw", weights.to(activations.dtype), activations)
+        return weights.to(activations.dtype)
+
+    def compute(self, context: MethodContext) -> Tensor:
+        cam = torch.einsum("bc,bchw->bhw", self._weights(context), context.activations)
         return torch.relu(cam)
+
+    def weighted_activations(self, context: MethodContext) -> Tensor:
+        return self._weights(context)[:, :, None, None] * context.activations
 
 
 def at_least_float32(*tensors: Tensor) -> tuple[Tensor, ...]:

@@ -84,6 +84,19 @@ class TargetScore:
             raise MethodError("a callable target has no class indices")
         return [int(i) for i in self.indices.tolist()]
 
+    def repeated(self, versions: int, batch: int) -> TargetScore:
+        """The same targets for ``versions`` copies of a batch of ``batch`` images stacked
+        along the batch dimension, version by version; a callable target is called on each
+        copy's ``(B, K)`` logits, as on the original batch."""
+        if self.indices is not None:
+            return TargetScore(self.indices.repeat(versions))
+        original = self
+
+        def per_version(logits: Tensor) -> Tensor:
+            return torch.cat([original(part) for part in torch.split(logits, batch)])
+
+        return TargetScore(None, per_version)
+
     def __call__(self, logits: Tensor) -> Tensor:
         if self.function is not None:
             scores = self.function(logits)
@@ -573,15 +586,7 @@ class MethodContext:
 
     def _repeated_score(self, versions: int) -> TargetScore:
         """The target score of ``versions`` stacked copies of the batch."""
-        if self._score.indices is not None:
-            return TargetScore(self._score.indices.repeat(versions))
-        function = self._score
-        batch = len(self)
-
-        def per_version(logits: Tensor) -> Tensor:
-            return torch.cat([function(part) for part in torch.split(logits, batch)])
-
-        return TargetScore(None, per_version)
+        return self._score.repeated(versions, len(self))
 
     def with_inputs(self, inputs: Tensor) -> MethodContext:
         """A context like this one on other inputs ``(B, C, H, W)`` (an augmented batch),

@@ -30,13 +30,15 @@ from camkit.errors import ConfigurationError, LayerResolutionError, TargetError
 from camkit.explanation import ExplanationBatch
 from camkit.methods.base import CAMMethod, LayerCapture
 from camkit.methods.context import MethodContext, Runner, TargetScore, capture_layers
+from camkit.methods.projection import principal_projection
 from camkit.pipeline.fusion import fuse_layers
 from camkit.pipeline.prepare import PreparedBatch
+from camkit.pipeline.smooth import AUGMENTATIONS, augment, smooth_maps
 from camkit.plugins.manager import advice, to_spatial
 from camkit.render.base import Renderer
 from camkit.targets import TargetSpec, target_scores
 
-__all__ = ["ClassRequest", "run_pipeline", "spatial_converter"]
+__all__ = ["ClassRequest", "check_eigen_smooth", "run_pipeline", "spatial_converter"]
 
 
 def spatial_converter(
@@ -130,6 +132,8 @@ def run_pipeline(
     classes: ClassRequest | None = None,
     fusion: str = "mean",
     class_names: Sequence[str] | None = None,
+    aug_smooth: bool = False,
+    eigen_smooth: bool = False,
 ) -> ExplanationBatch:
     """Explain a prepared batch.
 
@@ -139,50 +143,64 @@ def run_pipeline(
             (:data:`~camkit.targets.TargetSpec`).
         classes: explain several classes per image from one forward.
         fusion: how several layers' maps are combined (:data:`~camkit.pipeline.fusion.FUSIONS`).
+        aug_smooth: average the maps of flipped and brightened copies
+            (:mod:`camkit.pipeline.smooth`); the maps are then on the input grid.
+        eigen_smooth: each layer's map is the first principal component of the method's
+            weighted activations (:meth:`~camkit.CAMMethod.weighted_activations`).
 
     Raises:
         TargetError, LayerResolutionError, MethodError: as their names say.
+        ConfigurationError: ``eigen_smooth`` with a method that does not support it.
     """
     model, inputs = runner.model, prepared.inputs
     batch = inputs.shape[0]
+    if eigen_smooth:
+        check_eigen_smooth(method)
     with explanation_mode(model), _while_active(runner):
         layers = list(resolve_layers(inputs))
-        # capture: one forward, every layer
+        # capture: one forward, every layer (every augmentation of the batch at once)
         forward = record_forward(
-            model, inputs, runner.output, layers, gradients=method.needs_gradients
+            model,
+            augment(inputs) if aug_smooth else inputs,
+            runner.output,
+            layers,
+            gradients=method.needs_gradients,
         )
-        sets = _target_sets(forward.logits, target, classes)
+        sets = _target_sets(forward.logits[:batch], target, classes)
+        versions = len(AUGMENTATIONS) if aug_smooth else 1
         per_set: list[Tensor] = []
         per_layer: list[list[Tensor]] = [[] for _ in layers]
         scores: list[Tensor] = []
         for j, score in enumerate(sets):
-            last = j == len(sets) - 1
             captures, natives = capture_layers(
                 runner,
                 forward,
                 layers,
-                score,
+                score.repeated(versions, batch) if aug_smooth else score,
                 gradients=method.needs_gradients,
-                retain_graph=not last,
+                retain_graph=j < len(sets) - 1,
                 create_graph=method.needs_higher_order,
             )
             # method: one context per layer, output checked in one place
             maps = [
-                method.check_output(
-                    method.compute(
-                        _context(runner, method, forward, score, capture, layers, native)
-                    ),
-                    batch,
+                _method_maps(
+                    method,
+                    _context(runner, method, forward, score, capture, layers, native),
+                    eigen_smooth,
                 )
                 for capture, native in zip(captures, natives, strict=True)
             ]
+            if aug_smooth:
+                fused, maps = smooth_maps(maps, prepared.input_size, fusion, batch)
+            elif len(maps) == 1:
+                fused = maps[0]
+            else:
+                fused = fuse_layers(maps, prepared.input_size, fusion)
             for store, found in zip(per_layer, maps, strict=True):
                 store.append(found)
-            scores.append(captures[0].scores)
-            per_set.append(
-                maps[0] if len(maps) == 1 else fuse_layers(maps, prepared.input_size, fusion)
-            )
-        logits = forward.logits.detach()
+            scores.append(captures[0].scores[:batch])
+            per_set.append(fused)
+        logits = forward.logits[:batch].detach()
     return _results(
         prepared,
         logits,
@@ -194,6 +212,31 @@ def run_pipeline(
         renderer,
         class_names,
     )
+
+
+def check_eigen_smooth(method: CAMMethod) -> None:
+    """Raise unless ``eigen_smooth`` applies to ``method``.
+
+    Raises:
+        ConfigurationError: the method does not define ``weighted_activations``.
+    """
+    if not method.supports_eigen_smooth():
+        raise ConfigurationError(
+            f"eigen_smooth does not apply to {type(method).__name__}: it projects a method's "
+            "weighted activations (B, C, h, w) on their first principal component, and this "
+            "method does not define weighted_activations. Use it with a channel-weighting "
+            "method (gradcam, gradcam++, ...), or leave eigen_smooth off"
+        )
+
+
+def _method_maps(method: CAMMethod, context: MethodContext, eigen_smooth: bool) -> Tensor:
+    """The method's maps for one context, checked; with ``eigen_smooth``, the ReLU of the
+    first principal component of its weighted activations."""
+    if eigen_smooth:
+        raw = torch.relu(principal_projection(method.weighted_activations(context)))
+    else:
+        raw = method.compute(context)
+    return method.check_output(raw, len(context))
 
 
 @contextmanager
