@@ -12,12 +12,13 @@ from PIL import Image
 from tiny_models import SmallCNN
 
 from camkit import Explainer
-from camkit.errors import ImageSkippedWarning, InputError
+from camkit.errors import ConfigurationError, ImageSkippedWarning, InputError
 from camkit.tools.batch import (
     REPORT_COLUMNS,
     explain_files,
     find_images,
     iter_explain_files,
+    method_slug,
     plan_outputs,
 )
 
@@ -75,6 +76,40 @@ def test_output_names_never_collide_or_escape(folder: Path, tmp_path: Path) -> N
     assert jobs[-1].output.relative_to(out).as_posix() == "a_jpg_gradcam.jpg"  # third "a"
     for path in outputs:
         assert path.resolve().is_relative_to(out.resolve())
+
+
+@pytest.mark.parametrize(
+    ("method", "slug"),
+    [
+        ("gradcam", "gradcam"),
+        ("gradcam++", "gradcampp"),
+        ("smoothgradcam++", "smoothgradcampp"),
+        ("gradcamelementwise", "gradcamelementwise"),
+        ("acme-scorecam", "acme-scorecam"),
+        ("Acme/Score.CAM", "acme-score-cam"),
+        ("../x y", "x-y"),
+        ("Ω", "cam"),
+    ],
+)
+def test_method_slug(method: str, slug: str) -> None:
+    assert method_slug(method) == slug
+
+
+def test_output_names_carry_the_given_suffix(folder: Path, tmp_path: Path) -> None:
+    """The CLI names overlays after the method; the default stays the seed's ``_gradcam``."""
+    out = tmp_path / "out"
+    images = find_images([folder], recursive=True)
+    jobs = plan_outputs(images, out, suffix=f"_{method_slug('gradcam++')}")
+    named = {job.output.relative_to(out).as_posix() for job in jobs}
+    assert {"a_gradcampp.jpg", "a_png_gradcampp.jpg", "sub/a_gradcampp.jpg"} <= named
+    assert len(named) == len(jobs)
+    png = plan_outputs(images[:1], out, suffix="_layercam", extension=".png")
+    assert png[0].output.name == f"{images[0][0].stem}_layercam.png"
+    for bad in ("_x/../../y", "_a\\b", "/abs"):
+        with pytest.raises(ConfigurationError, match="without path separators"):
+            plan_outputs(images, out, suffix=bad)
+    with pytest.raises(ConfigurationError, match="extension must be part of a file name"):
+        plan_outputs(images, out, extension="/.jpg")
 
 
 def test_batch_survives_bad_files_and_reports(folder: Path, tmp_path: Path) -> None:

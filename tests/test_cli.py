@@ -13,6 +13,10 @@ import timm
 import torch
 from PIL import Image
 
+import camkit
+from camkit.errors import PluginConflictError
+from camkit.render import ColormapRenderer
+from camkit.tools import cli
 from camkit.tools.cli import main
 
 
@@ -55,10 +59,64 @@ def test_explain_all_good(files: Path, tmp_path: Path, capsys: pytest.CaptureFix
     out = tmp_path / "out"
     code = main(["explain", str(files / "good"), *model_args(files), "--out", str(out), "--report"])
     assert code == 0
-    assert sorted(p.name for p in out.glob("*.jpg")) == ["a_gradcam.jpg", "b_gradcam.jpg"]
+    # named after the method: gradcam++ (the default) is written gradcampp
+    assert sorted(p.name for p in out.glob("*.jpg")) == ["a_gradcampp.jpg", "b_gradcampp.jpg"]
     rows = list(csv.DictReader((out / "gradcam_report.csv").open()))
     assert [r["pred_name"] in ("cat", "dog") for r in rows] == [True, True]
     assert "explained 2 of 2 images at layer 'layer4'" in capsys.readouterr().err
+
+
+def test_method_names_the_files_and_colormap_colours_them(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    extra = ["--method", "gradcam", "--colormap", "viridis", "--alpha", "1", "--report"]
+    code = main(["explain", str(files / "good"), *model_args(files), "--out", str(out), *extra])
+    assert code == 0
+    assert sorted(p.name for p in out.glob("*.jpg")) == ["a_gradcam.jpg", "b_gradcam.jpg"]
+    rows = list(csv.DictReader((out / "gradcam_report.csv").open()))
+    assert [Path(r["heatmap"]).name for r in rows] == ["a_gradcam.jpg", "b_gradcam.jpg"]
+    assert "with gradcam" in capsys.readouterr().err
+    from camkit import Explainer, load_classifier
+    from camkit.preprocess import DataConfig
+
+    model, _ = load_classifier("resnet18", files / "weights.pth", files / "classes.txt")
+    own = DataConfig.from_model(model)
+    config = DataConfig((64, 64), own.mean, own.std, own.interpolation)
+    explainer = Explainer(model, method="gradcam", device="cpu", data_config=config)
+    explanation = explainer.explain(files / "good" / "a.jpg")
+    written = np.asarray(Image.open(out / "a_gradcam.jpg").convert("RGB"), dtype=np.float64)
+    viridis = ColormapRenderer("viridis").heatmap(explanation.cam).astype(np.float64)
+    jet = ColormapRenderer("jet").heatmap(explanation.cam).astype(np.float64)
+    assert np.abs(written - viridis).mean() < 3  # JPEG's loss only
+    assert np.abs(written - jet).mean() > 30
+
+
+def test_colormap_choices_come_from_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["explain", "x.jpg", "--model", "resnet18", "--colormap", "virdis"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--colormap: invalid choice: 'virdis'" in err and "'viridis'" in err
+    with pytest.raises(SystemExit) as info:
+        main(["explain", "--help"])
+    assert info.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--colormap NAME" in help_text
+    assert ", ".join(camkit.list_renderers()) in help_text and "twilight_shifted" in help_text
+
+
+def test_colormap_option_survives_a_broken_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin conflict must not break the parser: it is reported when the explainer
+    creates the renderer, with exit status 2."""
+
+    def conflict(pattern: str = "*") -> list[str]:
+        raise PluginConflictError("renderer name 'jet' is registered twice")
+
+    monkeypatch.setattr(cli, "list_renderers", conflict)
+    parser = cli._build_parser()
+    args = parser.parse_args(["explain", "x.jpg", "--model", "m", "--colormap", "any"])
+    assert args.colormap == "any"
 
 
 def test_explain_partial_failure_exit_1(
@@ -190,10 +248,10 @@ def test_top_classes_and_several_layers(
     assert code == 0
     names = sorted(p.name for p in out.glob("*.jpg"))
     assert names == [
-        "a_gradcam_class0.jpg",
-        "a_gradcam_class1.jpg",
-        "b_gradcam_class0.jpg",
-        "b_gradcam_class1.jpg",
+        "a_gradcampp_class0.jpg",
+        "a_gradcampp_class1.jpg",
+        "b_gradcampp_class0.jpg",
+        "b_gradcampp_class1.jpg",
     ]
     rows = list(csv.DictReader((out / "gradcam_report.csv").open()))
     assert [Path(r["image"]).name for r in rows] == ["a.jpg", "a.jpg", "b.png", "b.png"]

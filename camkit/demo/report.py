@@ -18,6 +18,9 @@ from camkit.demo.scenes import make_scene
 from camkit.errors import ConfigurationError, OutputError
 from camkit.explainer import Explainer
 from camkit.explanation import Explanation
+from camkit.render.base import Renderer
+from camkit.render.colorbar import colorbar_data_uri
+from camkit.tools.batch import method_slug
 
 __all__ = ["DEMO_SCENES", "DemoScene", "demo_scenes", "run_demo"]
 
@@ -80,6 +83,8 @@ table { border-collapse: collapse; }
 th, td { border: 1px solid #ccc; padding: 6px; text-align: center; vertical-align: top; }
 img { width: 192px; height: 192px; image-rendering: pixelated; display: block; margin: auto; }
 .hit { color: #176b28; } .miss { color: #a3201c; }
+.legend { display: flex; align-items: center; gap: 0.5em; margin: 1em 0; }
+.legend img { width: 256px; height: 16px; display: inline; margin: 0; }
 """
 
 
@@ -87,14 +92,29 @@ def run_demo(
     out_dir: str | os.PathLike[str] = "camkit-demo",
     methods: Sequence[str] = ("gradcam++", "gradcam"),
     alpha: float = 0.5,
+    renderer: str | Renderer = "jet",
 ) -> Path:
     """Explain the demo scenes with each method and write overlays, a CSV and ``index.html``.
 
     Returns the path of the page. The page is a static file with relative image links and
-    no external resources.
+    no external resources; its colour legend, the renderer's colour bar from 0 to 1
+    (:func:`~camkit.render.colorbar_data_uri`), is embedded in the page. The overlays are
+    named ``<scene>_<method slug>.png`` (:func:`~camkit.tools.batch.method_slug`).
+
+    Args:
+        methods: registered CAM method names, one column each.
+        alpha: the heatmap's weight in the overlays.
+        renderer: the overlays' renderer: a registered name (``"jet"``, ``"viridis"``, ...)
+            or a :class:`~camkit.Renderer`.
     """
     if not methods:
         raise ConfigurationError("run_demo needs at least one method")
+    slugs = [method_slug(method) for method in methods]
+    if len(set(slugs)) < len(slugs):
+        raise ConfigurationError(
+            f"run_demo needs methods with distinct file names; {list(methods)} are named "
+            f"{slugs} in files. Give each method once."
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = load_model()
@@ -103,8 +123,11 @@ def run_demo(
     images = [scene.image for scene in scenes]
     results: dict[str, list[Explanation]] = {}
     for method in methods:
-        explainer = Explainer(model, method=method, device="cpu", class_names=names)
+        explainer = Explainer(
+            model, method=method, renderer=renderer, device="cpu", class_names=names
+        )
         results[method] = list(explainer.explain_batch(images))
+    shown = results[methods[0]][0].renderer
 
     rows: list[str] = []
     with (out / "demo_report.csv").open("w", newline="", encoding="utf-8") as handle:
@@ -131,7 +154,7 @@ def run_demo(
             ]
             for method in methods:
                 e = results[method][i]
-                file = f"{scene.name}_{method.replace('+', 'pp')}.png"
+                file = f"{scene.name}_{method_slug(method)}.png"
                 _write_rgb(out / file, e.overlay(alpha))
                 hit = _inside(e, scene.boxes)
                 writer.writerow(
@@ -157,6 +180,12 @@ def run_demo(
 
     header = "<th>scene (true boxes)</th>" + "".join(f"<th>{html.escape(m)}</th>" for m in methods)
     layer = results[methods[0]][0].layer
+    label = html.escape(getattr(shown, "colormap", None) or shown.name or type(shown).__name__)
+    legend = (
+        f'<p class="legend">Colour legend ({label}): map value 0 '
+        f'<img src="{colorbar_data_uri(shown, vertical=False)}" '
+        f'alt="{label} colour scale from 0 to 1"> 1</p>'
+    )
     page = f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -170,6 +199,7 @@ def run_demo(
 <code>{html.escape(layer)}</code>. Left: the scene with the true boxes of its class in green.
 Then one overlay per method, with the predicted class and its confidence, and whether the
 map's maximum falls inside a true box.</p>
+{legend}
 <table>
 <tr>{header}</tr>
 {chr(10).join(rows)}

@@ -13,7 +13,7 @@ from camkit.methods.base import CAMMethod
 from camkit.methods.gradcam import GradCAM, GradCAMPlusPlus
 from camkit.plugins.hookspecs import hookimpl
 from camkit.render.base import Renderer
-from camkit.render.jet import JetRenderer
+from camkit.render.colormap import COLORMAP_RENDERERS
 
 
 @hookimpl(trylast=True)
@@ -23,7 +23,7 @@ def camkit_register_methods() -> Sequence[type[CAMMethod]]:
 
 @hookimpl(trylast=True)
 def camkit_register_renderers() -> Sequence[type[Renderer]]:
-    return [JetRenderer]
+    return list(COLORMAP_RENDERERS.values())
 
 
 @hookimpl(trylast=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -29,6 +30,7 @@ __all__ = [
     "explain_files",
     "find_images",
     "iter_explain_files",
+    "method_slug",
     "plan_outputs",
 ]
 
@@ -45,6 +47,32 @@ REPORT_COLUMNS = (
     "error",
 )
 """Columns of the CSV report, in order."""
+
+
+_UNSAFE = re.compile(r"[^a-z0-9_-]+")
+
+
+def method_slug(name: str) -> str:
+    """A method's name as it appears in output file names: ``gradcam++`` → ``gradcampp``.
+
+    The name is lower-cased, each ``+`` becomes ``p``, and every run of other characters than
+    ``a``-``z``, ``0``-``9``, ``_`` and ``-`` becomes one ``-`` (none at either end), so the
+    result is a safe file-name part on every system: ``gradcam`` → ``gradcam``,
+    ``smoothgradcam++`` → ``smoothgradcampp``, ``Acme/Score.CAM`` → ``acme-score-cam``.
+    A name with nothing left (``"%%"``) gives ``cam``. The CLI's overlays and the demo page's
+    images are named with it.
+    """
+    slug = _UNSAFE.sub("-", name.lower().replace("+", "p")).strip("-")
+    return slug or "cam"
+
+
+def _check_name_part(label: str, value: str) -> None:
+    separators = {"/", "\\", "\0", os.sep, os.altsep or "/"}
+    if not isinstance(value, str) or any(s in value for s in separators):
+        raise ConfigurationError(
+            f"{label} must be part of a file name, without path separators, got {value!r}; "
+            "method_slug gives a safe one"
+        )
 
 
 @attrs.frozen
@@ -107,11 +135,18 @@ def plan_outputs(
 ) -> list[ImageJob]:
     """Give every image an output path inside ``output_dir`` that no other image shares.
 
-    Subfolders below an image's root are mirrored (``a/x.jpg`` → ``out/a/x_gradcam.jpg``);
-    two images that would get the same name (``x.jpg`` and ``x.png``, or the same file name
-    from two roots) are told apart by their extension, then by a counter. No output path
-    leaves ``output_dir``.
+    An image ``x.jpg`` gets ``x<suffix><extension>``: ``x_gradcam.jpg`` by default (the seed
+    toolkit's names); the CLI passes ``suffix="_" + method_slug(method)`` (``x_gradcampp.jpg``
+    for ``gradcam++``). Subfolders below an image's root are mirrored (``a/x.jpg`` →
+    ``out/a/x_gradcam.jpg``); two images that would get the same name (``x.jpg`` and
+    ``x.png``, or the same file name from two roots) are told apart by their extension, then
+    by a counter. No output path leaves ``output_dir``.
+
+    Raises:
+        ConfigurationError: ``suffix`` or ``extension`` holds a path separator.
     """
+    _check_name_part("suffix", suffix)
+    _check_name_part("extension", extension)
     out_root = Path(output_dir)
     resolved_root = out_root.resolve()
     used: set[str] = set()

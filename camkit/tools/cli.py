@@ -12,6 +12,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -21,9 +22,9 @@ from camkit.errors import CamkitError, ImageSkippedWarning
 from camkit.explainer import Explainer
 from camkit.layers.structural import trace_calls
 from camkit.pipeline.fusion import FUSIONS
-from camkit.plugins.manager import list_plugins, list_registrations
+from camkit.plugins.manager import list_plugins, list_registrations, list_renderers
 from camkit.preprocess import RESIZE_MODES, DataConfig
-from camkit.tools.batch import explain_files, find_images, plan_outputs
+from camkit.tools.batch import explain_files, find_images, method_slug, plan_outputs
 
 __all__ = ["main"]
 
@@ -75,6 +76,21 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
 
 
+def _colormap_option() -> dict[str, Any]:
+    """``add_argument`` keywords of ``--colormap``: the registered renderers are the choices."""
+    try:
+        choices: list[str] | None = list_renderers()
+    except CamkitError:  # a plugin conflict: reported when the explainer creates the renderer
+        choices = None
+    return {
+        "default": "jet",
+        "choices": choices,
+        "metavar": "NAME",
+        "help": "overlay colormap, a registered renderer (default jet)"
+        + (f": {', '.join(choices)}" if choices else ""),
+    }
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="camkit", description="Class-activation heatmaps for PyTorch image classifiers."
@@ -87,7 +103,12 @@ def _build_parser() -> argparse.ArgumentParser:
     explain.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     _add_model_options(explain)
     cam = explain.add_argument_group("explanation")
-    cam.add_argument("--method", default="gradcam++", help="CAM method (default gradcam++)")
+    cam.add_argument(
+        "--method",
+        default="gradcam++",
+        help="CAM method (default gradcam++); overlays are named <stem>_<method>.jpg, with "
+        "'+' written 'p' (gradcam++ -> gradcampp)",
+    )
     cam.add_argument(
         "--layer",
         action="append",
@@ -109,6 +130,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "report row per class",
     )
     cam.add_argument("--alpha", type=_alpha, default=0.5, help="heatmap weight (default 0.5)")
+    cam.add_argument("--colormap", **_colormap_option())
     out = explain.add_argument_group("output")
     out.add_argument("--out", default="cam_output", metavar="DIR", help="output folder")
     out.add_argument("--report", action="store_true", help="write DIR/gradcam_report.csv")
@@ -136,6 +158,7 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="a CAM method; repeat for several (default: gradcam++ and gradcam)",
     )
+    demo.add_argument("--colormap", **_colormap_option())
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -190,8 +213,10 @@ def _run_explain(args: argparse.Namespace) -> int:
     images = find_images(args.paths, recursive=args.recursive)
     if not images:
         raise UsageError("no images found in " + ", ".join(map(repr, args.paths)))
-    explainer = _explainer(args, method=args.method, layer=args.layer, fusion=args.fusion)
-    jobs = plan_outputs(images, args.out)
+    explainer = _explainer(
+        args, method=args.method, layer=args.layer, fusion=args.fusion, renderer=args.colormap
+    )
+    jobs = plan_outputs(images, args.out, suffix=f"_{method_slug(explainer.method_name)}")
     report = Path(args.out) / "gradcam_report.csv" if args.report else None
     failed = 0
     with warnings.catch_warnings():
@@ -252,7 +277,8 @@ def _run_layers(args: argparse.Namespace) -> int:
 def _run_demo(args: argparse.Namespace) -> int:
     from camkit.demo.report import run_demo
 
-    page = run_demo(args.out, methods=args.method or ("gradcam++", "gradcam"))
+    methods = args.method or ("gradcam++", "gradcam")
+    page = run_demo(args.out, methods=methods, renderer=args.colormap)
     print(f"camkit demo: open {page.resolve().as_uri()}")
     return EXIT_OK
 

@@ -1,0 +1,165 @@
+"""OpenCV's colormaps as renderers: :class:`ColormapRenderer` and one registered class per
+colormap (``jet``, ``turbo``, ``viridis``, ...).
+
+The colormaps are the ``cv2.COLORMAP_*`` constants of the installed OpenCV, read at import
+and named in lower case without the prefix (``COLORMAP_TWILIGHT_SHIFTED`` →
+``"twilight_shifted"``): :data:`COLORMAPS`. Each one has a renderer class registered under
+its name (:data:`COLORMAP_RENDERERS`), so ``Explainer(renderer="viridis")`` works;
+:class:`JetRenderer` is the ``"jet"`` member, camkit's default.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import cast
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from camkit.errors import ConfigurationError, UnknownNameError
+from camkit.render.base import Renderer, check_render_inputs
+
+__all__ = [
+    "COLORMAPS",
+    "COLORMAP_RENDERERS",
+    "ColormapRenderer",
+    "JetRenderer",
+]
+
+_PREFIX = "COLORMAP_"
+
+COLORMAPS: Mapping[str, int] = MappingProxyType(
+    {
+        attribute.removeprefix(_PREFIX).lower(): int(getattr(cv2, attribute))
+        for attribute in sorted(dir(cv2))
+        if attribute.startswith(_PREFIX) and isinstance(getattr(cv2, attribute), int)
+    }
+)
+"""Every colormap of the installed OpenCV: lower-case name → ``cv2.COLORMAP_*`` code,
+sorted by name."""
+
+
+def _colormap_code(colormap: str) -> int:
+    if not isinstance(colormap, str):
+        raise ConfigurationError(
+            f"colormap must be a colormap name such as 'jet' or 'viridis', got {colormap!r}"
+        )
+    if colormap in COLORMAPS:
+        return COLORMAPS[colormap]
+    close = difflib.get_close_matches(colormap.lower(), list(COLORMAPS), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
+    raise UnknownNameError(
+        f"unknown colormap {colormap!r}; {hint}OpenCV's colormaps: {', '.join(COLORMAPS)}."
+    )
+
+
+class ColormapRenderer(Renderer):
+    """An OpenCV colormap blended over the image.
+
+    ``out = round(alpha · colormap(cam) + (1 − alpha) · image)`` as uint8, where
+    ``colormap(cam)`` is ``cv2.applyColorMap(round(255 · cam), cv2.COLORMAP_<NAME>)``
+    converted from BGR to RGB. RGB in, RGB out. The map is clipped to ``[0, 1]`` first, so 0
+    gets the colormap's first colour and 1 its last.
+
+    Every colormap is also registered as a renderer of its own name (``"turbo"``,
+    ``"viridis"``, ...: :data:`COLORMAP_RENDERERS`); this class takes the colormap as an
+    argument instead, and is not registered itself.
+
+    Args:
+        colormap: a name of :data:`COLORMAPS`, in lower case.
+
+    Raises:
+        UnknownNameError: ``colormap`` is not one of OpenCV's colormaps; the message suggests
+            close names.
+    """
+
+    def __init__(self, colormap: str = "jet") -> None:
+        self._code = _colormap_code(colormap)
+        self.colormap: str = colormap
+        """The colormap's name."""
+
+    def heatmap(self, cam: NDArray[np.floating]) -> NDArray[np.uint8]:
+        """The coloured map alone, RGB uint8 ``(H, W, 3)``, for a map ``(H, W)`` in ``[0, 1]``."""
+        levels = np.rint(np.clip(cam, 0.0, 1.0) * 255.0).astype(np.uint8)
+        bgr = cv2.applyColorMap(levels, self._code)
+        return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+
+    def table(self) -> NDArray[np.uint8]:
+        """The colormap's 256 colours, RGB uint8 ``(256, 3)``: row ``k`` is the colour of
+        level ``k``, that is of the map value ``k / 255``.
+
+        For other plotting tools, e.g. ``matplotlib.colors.ListedColormap(table / 255)``.
+        """
+        levels = np.arange(256, dtype=np.float32)[None, :] / 255.0
+        table: NDArray[np.uint8] = self.heatmap(levels)[0]
+        return table
+
+    def render(
+        self, image: NDArray[np.uint8], cam: NDArray[np.floating], alpha: float = 0.5
+    ) -> NDArray[np.uint8]:
+        cam32 = check_render_inputs(image, cam, alpha)
+        heat = self.heatmap(cam32).astype(np.float32)
+        blended = alpha * heat + (1.0 - alpha) * image.astype(np.float32)
+        return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+    def __repr__(self) -> str:
+        if type(self).name == self.colormap:
+            return f"{type(self).__name__}()"
+        return f"{type(self).__name__}(colormap={self.colormap!r})"
+
+
+class JetRenderer(ColormapRenderer):
+    """OpenCV's JET colormap blended over the image: camkit's default renderer, ``"jet"``.
+
+    ``out = round(alpha · jet(cam) + (1 − alpha) · image)`` as uint8, where ``jet`` is
+    ``cv2.applyColorMap(round(255 · cam), COLORMAP_JET)`` converted from BGR to RGB.
+    RGB in, RGB out.
+    """
+
+    name = "jet"
+
+    def __init__(self) -> None:
+        super().__init__("jet")
+
+
+def _class_name(colormap: str) -> str:
+    return "".join(part.capitalize() for part in colormap.split("_")) + "Renderer"
+
+
+def _member(colormap: str) -> type[ColormapRenderer]:
+    """The registered renderer class of ``colormap``: a :class:`ColormapRenderer` subclass
+    named ``<Name>Renderer`` with ``name = colormap`` and a no-argument constructor."""
+    class_name = _class_name(colormap)
+
+    def __init__(self: ColormapRenderer) -> None:
+        ColormapRenderer.__init__(self, colormap)
+
+    __init__.__qualname__ = f"{class_name}.__init__"
+    namespace = {
+        "name": colormap,
+        "__init__": __init__,
+        "__module__": __name__,
+        "__qualname__": class_name,
+        "__doc__": (
+            f"OpenCV's ``COLORMAP_{colormap.upper()}`` blended over the image, registered as "
+            f"``{colormap!r}``: ``ColormapRenderer({colormap!r})`` with no arguments."
+        ),
+    }
+    return cast("type[ColormapRenderer]", type(class_name, (ColormapRenderer,), namespace))
+
+
+COLORMAP_RENDERERS: Mapping[str, type[ColormapRenderer]] = MappingProxyType(
+    {name: JetRenderer if name == "jet" else _member(name) for name in COLORMAPS}
+)
+"""The registered renderer class of every colormap of :data:`COLORMAPS`, by name.
+
+The classes are also attributes of this module (``TurboRenderer``, ``ViridisRenderer``,
+``TwilightShiftedRenderer``, ...), so that explainers holding one can be pickled.
+"""
+
+for _cls in COLORMAP_RENDERERS.values():
+    globals().setdefault(_cls.__name__, _cls)
+del _cls
