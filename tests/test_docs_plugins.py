@@ -33,5 +33,5 @@ def test_plugin_page_examples_run_as_documented(
     manager.reset_plugins()
 
     assert run_page("plugins.md", skip=MODULE) >= 6
-    assert (tmp_path / "out" / "viridis.png").is_file()
+    assert (tmp_path / "out" / "spotlight.png").is_file()
     sys.modules.pop("acme_camkit_xgradcam", None)
