@@ -277,3 +277,44 @@ def test_top_must_be_positive(files: Path, capsys: pytest.CaptureFixture[str]) -
         main(["explain", str(files / "good"), *model_args(files), "--top", "0"])
     assert exit_info.value.code == 2
     assert "--top: must be >= 1" in capsys.readouterr().err
+
+
+def test_smoothing_flags(files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--aug-smooth and --eigen-smooth give the Python API's maps; --eigen-smooth with a
+    method it cannot apply to is a usage error (exit 2) that says why."""
+    from torch import Tensor
+
+    from camkit import CAMMethod, Explainer, MethodContext, hookimpl, load_classifier
+    from camkit import register_plugin as register
+    from camkit.preprocess import DataConfig
+
+    out = tmp_path / "out"
+    image = files / "good" / "a.jpg"
+    args = ["explain", str(image), *model_args(files), "--out", str(out), "--report"]
+    assert main([*args, "--aug-smooth", "--eigen-smooth", "--alpha", "1"]) == 0
+    model, _ = load_classifier("resnet18", files / "weights.pth", files / "classes.txt")
+    own = DataConfig.from_model(model)
+    config = DataConfig((64, 64), own.mean, own.std, own.interpolation)
+    expected = Explainer(
+        model, device="cpu", data_config=config, aug_smooth=True, eigen_smooth=True
+    ).explain(image)
+    written = np.asarray(Image.open(out / "a_gradcampp.jpg").convert("RGB"), dtype=np.float64)
+    assert np.abs(written - expected.overlay(alpha=1.0)).mean() < 3  # JPEG noise only
+
+    class ChannelMean(CAMMethod):
+        name = "channel-mean-cli"
+        needs_gradients = False
+
+        def compute(self, context: MethodContext) -> Tensor:
+            return context.activations.mean(dim=1).relu()
+
+    class Plugin:
+        @hookimpl
+        def camkit_register_methods(self) -> list[type[CAMMethod]]:
+            return [ChannelMean]
+
+    register(Plugin(), name="channel-mean-cli")
+    capsys.readouterr()
+    code = main([*args, "--method", "channel-mean-cli", "--eigen-smooth"])
+    assert code == 2
+    assert "eigen_smooth does not apply to ChannelMean" in capsys.readouterr().err

@@ -131,6 +131,17 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     cam.add_argument("--alpha", type=_alpha, default=0.5, help="heatmap weight (default 0.5)")
     cam.add_argument("--colormap", **_colormap_option())
+    cam.add_argument(
+        "--aug-smooth",
+        action="store_true",
+        help="test-time augmentation: average the maps of flipped and brightened copies",
+    )
+    cam.add_argument(
+        "--eigen-smooth",
+        action="store_true",
+        help="first principal component of the weighted activations (channel-weighting "
+        "methods only)",
+    )
     out = explain.add_argument_group("output")
     out.add_argument("--out", default="cam_output", metavar="DIR", help="output folder")
     out.add_argument("--report", action="store_true", help="write DIR/gradcam_report.csv")
@@ -214,7 +225,13 @@ def _run_explain(args: argparse.Namespace) -> int:
     if not images:
         raise UsageError("no images found in " + ", ".join(map(repr, args.paths)))
     explainer = _explainer(
-        args, method=args.method, layer=args.layer, fusion=args.fusion, renderer=args.colormap
+        args,
+        method=args.method,
+        layer=args.layer,
+        fusion=args.fusion,
+        renderer=args.colormap,
+        aug_smooth=args.aug_smooth,
+        eigen_smooth=args.eigen_smooth,
     )
     jobs = plan_outputs(images, args.out, suffix=f"_{method_slug(explainer.method_name)}")
     report = Path(args.out) / "gradcam_report.csv" if args.report else None
