@@ -27,9 +27,17 @@ from camkit.demo.scenes import make_scene
 from camkit.errors import ConfigurationError
 from camkit.explainer import Explainer
 from camkit.metrics import Scorer, energy_pointing_game, pointing_game
+from camkit.plugins.manager import get_registry
 from camkit.preprocess import DataConfig
 
-__all__ = ["EVAL_SEED_START", "INSTANCE_MASS", "MULTI_SEED_START", "MethodScores", "evaluate"]
+__all__ = [
+    "EVAL_SEED_START",
+    "INSTANCE_MASS",
+    "MULTI_SEED_START",
+    "MethodScores",
+    "deterministic_methods",
+    "evaluate",
+]
 
 EVAL_SEED_START = 2_000_000
 """First seed of the evaluation scenes (the demo's training used seeds below 1_000_000, and
@@ -91,14 +99,27 @@ def _instance_share(cams: Tensor, boxes: list[list[tuple[int, int, int, int]]]) 
     return found / total if total else 0.0
 
 
+def deterministic_methods() -> list[str]:
+    """The registered methods whose maps involve no random draws, Grad-CAM++ first."""
+    registry = get_registry().methods
+    names = [name for name, entry in registry.items() if not entry.value.stochastic]
+    return sorted(names, key=lambda name: (name != "gradcam++", name))
+
+
 def evaluate(
     scenes: int = 200,
-    methods: Sequence[str] = ("gradcam++", "gradcam"),
+    methods: Sequence[str] | None = None,
     steps: int = 50,
 ) -> list[MethodScores]:
-    """Score each method on ``scenes`` held-out scenes and ``scenes // 2`` two-instance ones."""
+    """Score each method on ``scenes`` held-out scenes and ``scenes // 2`` two-instance ones.
+
+    Args:
+        methods: registered method names; ``None`` scores every deterministic registered
+            method (:func:`deterministic_methods`).
+    """
     if scenes < 1:
         raise ConfigurationError(f"scenes must be >= 1, got {scenes}")
+    methods = deterministic_methods() if methods is None else list(methods)
     model = load_model()
     config = DataConfig.from_model(model)
     images, labels, boxes = _scenes(range(EVAL_SEED_START, EVAL_SEED_START + scenes), None)

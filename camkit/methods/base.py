@@ -84,6 +84,9 @@ class CAMMethod(ABC):
     needs_higher_order: ClassVar[bool] = False
     """Whether the gradient graph after the layer is kept for
     :meth:`~camkit.methods.MethodContext.hessian_vector_product` (ShapleyCAM-style methods)."""
+    stochastic: ClassVar[bool] = False
+    """Whether the maps depend on random draws (noise samples): such methods take a seed,
+    and ``camkit evaluate`` leaves them out of its default table."""
     extra_passes: ClassVar[bool] = False
     """Whether the method runs the model again through the context (scoring perturbed inputs
     or replaced activations, captures on other inputs, full gradients). A method that does so

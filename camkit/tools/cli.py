@@ -188,7 +188,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--method",
         action="append",
         metavar="NAME",
-        help="a CAM method; repeat for several (default: gradcam++ and gradcam)",
+        help="a CAM method; repeat for several (default: every deterministic method)",
     )
 
     commands.add_parser(
@@ -303,8 +303,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from camkit.demo.evaluate import evaluate, format_table
 
-    methods = args.method or ("gradcam++", "gradcam")
-    print(format_table(evaluate(args.scenes, methods, args.steps), args.scenes))
+    print(format_table(evaluate(args.scenes, args.method, args.steps), args.scenes))
     return EXIT_OK
 
 
