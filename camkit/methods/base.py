@@ -102,8 +102,9 @@ class CAMMethod(ABC):
         ``NotImplementedError``.
 
         A method that implements it supports ``eigen_smooth``: the map is then the first
-        principal component of these contributions (:func:`~camkit.methods.projection.
-        principal_projection`) after ReLU, instead of :meth:`compute`.
+        principal component of these contributions
+        (:func:`~camkit.methods.eigen.principal_projection`) after ReLU, instead of
+        :meth:`compute`.
         """
         raise NotImplementedError(f"{type(self).__name__} does not define weighted_activations")
 

@@ -30,7 +30,7 @@ from camkit.errors import ConfigurationError, LayerResolutionError, TargetError
 from camkit.explanation import ExplanationBatch
 from camkit.methods.base import CAMMethod, LayerCapture
 from camkit.methods.context import MethodContext, Runner, TargetScore, capture_layers
-from camkit.methods.projection import principal_projection
+from camkit.methods.eigen import principal_projection
 from camkit.pipeline.fusion import fuse_layers
 from camkit.pipeline.prepare import PreparedBatch
 from camkit.pipeline.smooth import AUGMENTATIONS, augment, smooth_maps

@@ -10,7 +10,9 @@ from camkit.layers.base import LayerResolver
 from camkit.layers.structural import StructuralResolver, declares_channels_last
 from camkit.layers.table import BUILTIN_ARCHITECTURES, ArchitectureTableResolver
 from camkit.methods.base import CAMMethod
+from camkit.methods.eigen import KPCACAM, EigenCAM, EigenGradCAM
 from camkit.methods.gradcam import GradCAM, GradCAMPlusPlus
+from camkit.methods.gradient import GradCAMElementWise, HiResCAM, LayerCAM, XGradCAM
 from camkit.plugins.hookspecs import hookimpl
 from camkit.render.base import Renderer
 from camkit.render.colormap import COLORMAP_RENDERERS
@@ -18,7 +20,17 @@ from camkit.render.colormap import COLORMAP_RENDERERS
 
 @hookimpl(trylast=True)
 def camkit_register_methods() -> Sequence[type[CAMMethod]]:
-    return [GradCAMPlusPlus, GradCAM]
+    return [
+        GradCAMPlusPlus,
+        GradCAM,
+        HiResCAM,
+        GradCAMElementWise,
+        XGradCAM,
+        LayerCAM,
+        EigenCAM,
+        EigenGradCAM,
+        KPCACAM,
+    ]
 
 
 @hookimpl(trylast=True)
