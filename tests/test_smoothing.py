@@ -121,3 +121,39 @@ def test_aug_smooth_works_with_any_method(resnet: nn.Module) -> None:
         symmetric[0]
     )
     np.testing.assert_allclose(result.raw, result.raw[:, ::-1], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("name", "reference"),
+    [
+        ("hirescam", "HiResCAM"),
+        ("gradcamelementwise", "GradCAMElementWise"),
+        ("layercam", "LayerCAM"),
+        ("xgradcam", "XGradCAM"),
+    ],
+)
+def test_eigen_smooth_of_the_element_wise_methods(
+    resnet: nn.Module, name: str, reference: str
+) -> None:
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    batch, targets = _inputs(5), [3, 8]
+    ours = Explainer(resnet, method=name, eigen_smooth=True, device="cpu").explain_batch(
+        batch, targets
+    )
+    wanted = [ClassifierOutputTarget(t) for t in targets]
+    with getattr(pytorch_grad_cam, reference)(model=resnet, target_layers=[resnet.layer4]) as cam:
+        cam(input_tensor=batch, targets=wanted)
+        store = cam.activations_and_grads
+        projection = cam.get_cam_image(
+            batch,
+            resnet.layer4,
+            wanted,
+            store.activations[-1].numpy(),
+            store.gradients[-1].numpy(),
+            True,
+        )
+    for mine, theirs in zip(minmax(np.stack([e.raw for e in ours])), projection, strict=True):
+        candidates = [minmax(np.maximum(sign * theirs, 0)[None])[0] for sign in (1, -1)]
+        assert min(np.abs(mine - c).max() for c in candidates) < 2e-3

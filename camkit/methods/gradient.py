@@ -46,7 +46,10 @@ class HiResCAM(CAMMethod):
     name = "hirescam"
 
     def compute(self, context: MethodContext) -> Tensor:
-        return torch.relu((context.gradients * context.activations).sum(dim=1))
+        return torch.relu(self.weighted_activations(context).sum(dim=1))
+
+    def weighted_activations(self, context: MethodContext) -> Tensor:
+        return context.gradients * context.activations
 
 
 class GradCAMElementWise(CAMMethod):
@@ -64,7 +67,10 @@ class GradCAMElementWise(CAMMethod):
     name = "gradcamelementwise"
 
     def compute(self, context: MethodContext) -> Tensor:
-        return torch.relu(context.gradients * context.activations).sum(dim=1)
+        return self.weighted_activations(context).sum(dim=1)
+
+    def weighted_activations(self, context: MethodContext) -> Tensor:
+        return torch.relu(context.gradients * context.activations)
 
 
 class XGradCAM(GradientWeightedCAM):
@@ -126,5 +132,7 @@ class LayerCAM(CAMMethod):
     name = "layercam"
 
     def compute(self, context: MethodContext) -> Tensor:
-        weights = context.gradients.clamp(min=0)
-        return torch.relu((weights * context.activations).sum(dim=1))
+        return torch.relu(self.weighted_activations(context).sum(dim=1))
+
+    def weighted_activations(self, context: MethodContext) -> Tensor:
+        return context.gradients.clamp(min=0) * context.activations
