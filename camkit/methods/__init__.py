@@ -3,10 +3,16 @@ built-in methods."""
 
 from camkit.methods.base import CAMMethod, GradientWeightedCAM, LayerCapture
 from camkit.methods.context import FullGradients, MethodContext, Perturbations, TargetScore
+from camkit.methods.finer import FinerCAM
+from camkit.methods.fullgrad import FullGrad
 from camkit.methods.gradcam import GradCAM, GradCAMPlusPlus
+from camkit.methods.shapley import ShapleyCAM
+from camkit.methods.smooth import SmoothGradCAMPlusPlus
 
 __all__ = [
     "CAMMethod",
+    "FinerCAM",
+    "FullGrad",
     "FullGradients",
     "GradCAM",
     "GradCAMPlusPlus",
@@ -14,5 +20,7 @@ __all__ = [
     "LayerCapture",
     "MethodContext",
     "Perturbations",
+    "ShapleyCAM",
+    "SmoothGradCAMPlusPlus",
     "TargetScore",
 ]

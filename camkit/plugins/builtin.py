@@ -10,7 +10,11 @@ from camkit.layers.base import LayerResolver
 from camkit.layers.structural import StructuralResolver, declares_channels_last
 from camkit.layers.table import BUILTIN_ARCHITECTURES, ArchitectureTableResolver
 from camkit.methods.base import CAMMethod
+from camkit.methods.finer import FinerCAM
+from camkit.methods.fullgrad import FullGrad
 from camkit.methods.gradcam import GradCAM, GradCAMPlusPlus
+from camkit.methods.shapley import ShapleyCAM
+from camkit.methods.smooth import SmoothGradCAMPlusPlus
 from camkit.plugins.hookspecs import hookimpl
 from camkit.render.base import Renderer
 from camkit.render.jet import JetRenderer
@@ -18,7 +22,7 @@ from camkit.render.jet import JetRenderer
 
 @hookimpl(trylast=True)
 def camkit_register_methods() -> Sequence[type[CAMMethod]]:
-    return [GradCAMPlusPlus, GradCAM]
+    return [GradCAMPlusPlus, GradCAM, FullGrad, ShapleyCAM, SmoothGradCAMPlusPlus, FinerCAM]
 
 
 @hookimpl(trylast=True)
