@@ -11,8 +11,12 @@ from camkit.layers.structural import StructuralResolver, declares_channels_last
 from camkit.layers.table import BUILTIN_ARCHITECTURES, ArchitectureTableResolver
 from camkit.methods.base import CAMMethod
 from camkit.methods.eigen import KPCACAM, EigenCAM, EigenGradCAM
+from camkit.methods.finer import FinerCAM
+from camkit.methods.fullgrad import FullGrad
 from camkit.methods.gradcam import GradCAM, GradCAMPlusPlus
 from camkit.methods.gradient import GradCAMElementWise, HiResCAM, LayerCAM, XGradCAM
+from camkit.methods.shapley import ShapleyCAM
+from camkit.methods.smooth import SmoothGradCAMPlusPlus
 from camkit.plugins.hookspecs import hookimpl
 from camkit.render.base import Renderer
 from camkit.render.colormap import COLORMAP_RENDERERS
@@ -30,6 +34,10 @@ def camkit_register_methods() -> Sequence[type[CAMMethod]]:
         EigenCAM,
         EigenGradCAM,
         KPCACAM,
+        FullGrad,
+        ShapleyCAM,
+        SmoothGradCAMPlusPlus,
+        FinerCAM,
     ]
 
 
