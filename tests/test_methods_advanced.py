@@ -318,13 +318,6 @@ def test_shapleycam_closed_form_on_a_quadratic_head() -> None:
     assert np.abs(minmax(gradcam.raw[None]) - minmax(ours.raw[None])).max() > 0.1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="engine: MethodContext.hessian_vector_product raises torch's RuntimeError when the "
-    "gradient at the layer does not depend on it and no parameter after it requires grad "
-    "(a frozen model with a linear head); H·v is then 0",
-)
 def test_shapleycam_on_a_frozen_model_with_a_linear_head() -> None:
     model = _model("resnet18")
     frozen = [p for p in model.parameters() if p.requires_grad]
@@ -522,24 +515,16 @@ class _OtherScoreProbe(CAMMethod):
     """Asks its context for the gradients of another score of the same forward."""
 
     name = "other-score-probe"
-    extra_passes = True
 
     def __init__(self) -> None:
         self.gradients: list[Tensor] = []
 
     def compute(self, context: MethodContext) -> Tensor:
-        other = context.with_score(lambda logits: logits[:, 1] - logits[:, 0])  # type: ignore[attr-defined]
+        other = context.with_score(lambda logits: logits[:, 1] - logits[:, 0])
         self.gradients.append(other.gradients)
         return torch.relu(context.activations.sum(dim=1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="engine: MethodContext has no way to take gradients at the layer of a score other "
-    "than the explanation's target on the same forward (Finer-CAM needs one, so it runs one "
-    "more forward through camkit.capture's functions with the context's private runner)",
-)
 def test_context_gives_gradients_of_another_score_of_the_same_forward() -> None:
     from tiny_models import G0, linear_head_model
 

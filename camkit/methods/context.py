@@ -612,6 +612,47 @@ class MethodContext:
             native if higher else None,
         )
 
+    def with_score(self, score: Callable[[Tensor], Tensor]) -> MethodContext:
+        """A context like this one for another score of the same forward: ``score`` maps the
+        logits ``(B, K)`` to one value per image ``(B,)`` (differentiable; a contrast between
+        classes, for instance). Its capture holds the same activations and the gradients of
+        ``score`` at :attr:`layer`, taken through the part of the model after the layer only,
+        by one more backward on the graph of the explanation's forward; no forward is run.
+
+        Raises:
+            MethodError: the method declared ``needs_gradients = False`` (its forward kept no
+                graph).
+            TargetError: ``score`` does not return ``(B,)``.
+        """
+        runner = self._run  # refuses once the explanation has ended
+        forward = self._forward
+        if forward is None or self._capture.gradients is None or self._method is None:
+            raise MethodError(
+                f"{self._label} calls context.with_score but declared needs_gradients = False: "
+                "set needs_gradients = True so that the forward keeps the graph after the layer"
+            )
+        target = TargetScore(None, score)
+        (capture,), (native,) = capture_layers(
+            runner,
+            forward,
+            [self.layer],
+            target,
+            gradients=True,
+            retain_graph=True,
+            create_graph=self._method.needs_higher_order,
+        )
+        return MethodContext(
+            self._runner,
+            self._method,
+            self._inputs,
+            self._logits,
+            target,
+            capture,
+            self._layers,
+            forward,
+            native if self._method.needs_higher_order else None,
+        )
+
     def full_gradients(self, modules: Sequence[str] = ()) -> FullGradients:
         """One forward and backward pass with gradients down to the input and to the
         outputs of ``modules`` (dotted names). Parameters get no ``.grad``.
@@ -656,7 +697,11 @@ class MethodContext:
         with torch.enable_grad():
             spatial = runner.to_spatial(self.layer, self._native_gradient)
             product = (spatial * vector.to(spatial.dtype)).sum()
-            (result,) = torch.autograd.grad(product, native, retain_graph=True, allow_unused=True)
+            result = None
+            if product.requires_grad:  # else the gradient does not depend on A: H·v = 0
+                (result,) = torch.autograd.grad(
+                    product, native, retain_graph=True, allow_unused=True
+                )
         if result is None:
             return torch.zeros_like(self.activations)
         (spatial_result,) = at_least_float32(runner.to_spatial(self.layer, result.detach()))

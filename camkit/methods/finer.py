@@ -5,10 +5,9 @@ from __future__ import annotations
 import attrs
 from torch import Tensor
 
-from camkit.capture import record_forward
 from camkit.errors import ConfigurationError, MethodError, TargetError
-from camkit.methods.base import CAMMethod, LayerCapture
-from camkit.methods.context import MethodContext, TargetScore, capture_layers
+from camkit.methods.base import CAMMethod
+from camkit.methods.context import MethodContext
 from camkit.methods.gradcam import GradCAM
 
 __all__ = ["ComparisonScore", "FinerCAM", "nearest_classes"]
@@ -75,12 +74,9 @@ class FinerCAM(CAMMethod):
     Targets: class indices (``None`` explains the predicted class, as the reference does); a
     callable target has no class to compare and raises :class:`~camkit.errors.TargetError`.
 
-    Cost: the pipeline's plain forward (to read the logits and choose the classes), then one
-    more forward with gradients through the part after the layer, for the comparison score.
-    camkit's method context cannot take gradients of a score other than the explanation's own
-    target, so that pass is run with the engine's capture functions directly; when the context
-    offers gradients of another score of the same forward, it costs one backward through the
-    head instead.
+    Cost: the pipeline's forward, and one more backward through the part of the model after
+    the layer for the comparison score (:meth:`~camkit.methods.MethodContext.with_score`); no
+    second forward.
 
     Departures. The paper writes the comparison as ``y_c − α·y_d`` for one similar class
     ``d``, several of them combined by their similarity; camkit follows the reference
@@ -90,8 +86,7 @@ class FinerCAM(CAMMethod):
     """
 
     name = "finercam"
-    needs_gradients = False  # the target's own gradient is not used
-    extra_passes = True
+    needs_gradients = True  # the forward keeps its graph for the comparison's gradients
 
     def __init__(
         self, base: CAMMethod | None = None, comparisons: int = 3, alpha: float = 1.0
@@ -133,28 +128,9 @@ class FinerCAM(CAMMethod):
             )
         main = main.to(logits.device)
         nearest = nearest_classes(logits, main, min(self.comparisons, others))
-        score = TargetScore(None, ComparisonScore(main, nearest, self.alpha))
-        capture = _capture_for_score(context, score)
-        return self.base.compute(MethodContext.from_capture(capture, self.base))
+        return self.base.compute(context.with_score(ComparisonScore(main, nearest, self.alpha)))
 
     def __repr__(self) -> str:
         return (
             f"FinerCAM(base={self.base!r}, comparisons={self.comparisons!r}, alpha={self.alpha!r})"
         )
-
-
-def _capture_for_score(context: MethodContext, score: TargetScore) -> LayerCapture:
-    """The capture of ``context.layer`` on ``context.inputs`` with the gradients of ``score``.
-
-    ENGINE GAP: :class:`MethodContext` offers gradients of the explanation's own target only
-    (its captures, ``capture_inputs``, ``with_inputs`` and ``full_gradients`` all use it) and
-    no way to differentiate another function of the same forward's logits. Until it does, this
-    runs one more forward through the engine's own capture functions, with the context's
-    runner (eval mode, the model held, hooks removed, no ``.grad`` written, as every pass).
-    """
-    runner = context._run  # the engine's runner: refuses once the explanation has ended
-    forward = record_forward(
-        runner.model, context.inputs, runner.output, [context.layer], gradients=True
-    )
-    (capture,), _ = capture_layers(runner, forward, [context.layer], score, gradients=True)
-    return capture

@@ -60,6 +60,7 @@ class SmoothGradCAMPlusPlus(CAMMethod):
     """
 
     name = "smoothgradcam++"
+    stochastic = True
     needs_gradients = False  # only the noisy copies' gradients are used
     extra_passes = True
 

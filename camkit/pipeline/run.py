@@ -171,14 +171,14 @@ def run_pipeline(
         per_set: list[Tensor] = []
         per_layer: list[list[Tensor]] = [[] for _ in layers]
         scores: list[Tensor] = []
-        for j, score in enumerate(sets):
+        for score in sets:
             captures, natives = capture_layers(
                 runner,
                 forward,
                 layers,
                 score.repeated(versions, batch) if aug_smooth else score,
                 gradients=method.needs_gradients,
-                retain_graph=j < len(sets) - 1,
+                retain_graph=True,  # methods may ask for more (context.with_score)
                 create_graph=method.needs_higher_order,
             )
             # method: one context per layer, output checked in one place
