@@ -59,6 +59,7 @@ GRADIENT = {
     "layercam": "LayerCAM",
     "eigengradcam": "EigenGradCAM",
     "eigencam": "EigenCAM",
+    "kpcacam": "KPCA_CAM",
     "fullgrad": "FullGrad",
     "shapleycam": "ShapleyCAM",
     "finercam": "FinerCAM",
@@ -69,8 +70,16 @@ PERTURBATION = {
     "ablationcam": ("pytorch_grad_cam", "AblationCAM", {}),
     "sscam": ("torchcam", "SSCAM", {"num_samples": 4}),
     "iscam": ("torchcam", "ISCAM", {"num_samples": 4}),
+    "smoothgradcam++": ("torchcam", "SmoothGradCAMpp", {"num_samples": 4}),
 }
-GOALS = {"gradient": 2.0, "scorecam": 1.0, "sscam": 1.0, "iscam": 1.0, "ablationcam": 1.0}
+GOALS = {
+    "gradient": 2.0,
+    "scorecam": 1.0,
+    "sscam": 1.0,
+    "iscam": 1.0,
+    "ablationcam": 1.0,
+    "smoothgradcam++": 1.0,
+}
 
 
 def _grad_cam_runner(name: str, model: nn.Module, **kwargs: Any) -> Callable[[Tensor], object]:
