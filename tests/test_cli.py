@@ -210,10 +210,15 @@ def test_console_script_help() -> None:
 
 def test_evaluate_prints_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", "--scenes", "12", "--steps", "8"]) == 0
+    from camkit.demo.evaluate import deterministic_methods
+
     lines = capsys.readouterr().out.splitlines()
-    rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| grad")}
-    assert set(rows) == {"gradcam++", "gradcam"}
-    pointing = float(rows["gradcam++"].split("|")[2])
+    cells = [line.split("|") for line in lines if line.startswith("| ")]
+    rows = {row[1].strip(): row for row in cells if row[1].strip() != "method"}
+    assert set(rows) == set(deterministic_methods())  # every deterministic method, by default
+    assert {"gradcam++", "gradcam", "hirescam"} <= set(rows)
+    assert "smoothgradcam++" not in rows  # stochastic
+    pointing = float(rows["gradcam++"][2])
     assert pointing >= 0.9  # the shipped model's Grad-CAM++ maps peak inside the boxes
 
 
