@@ -4,8 +4,14 @@ built-in methods."""
 from camkit.methods.base import CAMMethod, GradientWeightedCAM, LayerCapture
 from camkit.methods.context import FullGradients, MethodContext, Perturbations, TargetScore
 from camkit.methods.gradcam import GradCAM, GradCAMPlusPlus
+from camkit.methods.linear_head import CAM
+from camkit.methods.perturbation import ISCAM, SSCAM, AblationCAM, ScoreCAM
 
 __all__ = [
+    "CAM",
+    "ISCAM",
+    "SSCAM",
+    "AblationCAM",
     "CAMMethod",
     "FullGradients",
     "GradCAM",
@@ -14,5 +20,6 @@ __all__ = [
     "LayerCapture",
     "MethodContext",
     "Perturbations",
+    "ScoreCAM",
     "TargetScore",
 ]

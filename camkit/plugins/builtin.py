@@ -11,6 +11,8 @@ from camkit.layers.structural import StructuralResolver, declares_channels_last
 from camkit.layers.table import BUILTIN_ARCHITECTURES, ArchitectureTableResolver
 from camkit.methods.base import CAMMethod
 from camkit.methods.gradcam import GradCAM, GradCAMPlusPlus
+from camkit.methods.linear_head import CAM
+from camkit.methods.perturbation import ISCAM, SSCAM, AblationCAM, ScoreCAM
 from camkit.plugins.hookspecs import hookimpl
 from camkit.render.base import Renderer
 from camkit.render.jet import JetRenderer
@@ -18,7 +20,7 @@ from camkit.render.jet import JetRenderer
 
 @hookimpl(trylast=True)
 def camkit_register_methods() -> Sequence[type[CAMMethod]]:
-    return [GradCAMPlusPlus, GradCAM]
+    return [GradCAMPlusPlus, GradCAM, CAM, ScoreCAM, SSCAM, ISCAM, AblationCAM]
 
 
 @hookimpl(trylast=True)
