@@ -19,6 +19,7 @@ __all__ = [
     "LayerNotFoundError",
     "LayerResolutionError",
     "MethodError",
+    "MethodNotApplicableError",
     "ModelOutputError",
     "OutputError",
     "PluginConflictError",
@@ -63,6 +64,13 @@ class MethodError(CamkitError, ValueError):
     """A CAM method broke its contract: ``compute`` returned something other than finite,
     non-negative ``(B, h, w)`` maps, or used a facility of its context it did not declare
     (gradients, extra passes, higher-order gradients)."""
+
+
+class MethodNotApplicableError(MethodError):
+    """A method cannot run on this model at this layer: it needs a structure they lack (CAM
+    needs global average pooling followed directly by a linear head after the layer). The
+    message names what is missing and what to choose instead (another layer, another
+    method). A :class:`MethodError`, so handlers of that keep working."""
 
 
 class OutputError(CamkitError, OSError):

@@ -21,7 +21,7 @@ from tiny_models import A, ConstantFeatures, SmallCNN
 from torch import Tensor, nn
 
 from camkit import CAMMethod, Explainer, ExplanationBatch, GradCAMPlusPlus
-from camkit.errors import ConfigurationError, MethodError, TargetError
+from camkit.errors import ConfigurationError, MethodError, MethodNotApplicableError, TargetError
 from camkit.methods import (
     FinerCAM,
     FullGrad,
@@ -226,7 +226,7 @@ def test_fullgrad_refuses_biases_it_cannot_account_for(
     model: nn.Module, layer: str, named: str
 ) -> None:
     explainer = Explainer(model, method="fullgrad", layer=layer, device="cpu")
-    with pytest.raises(MethodError, match="FullGrad cannot account for the biases") as raised:
+    with pytest.raises(MethodNotApplicableError, match="FullGrad cannot account for the biases") as raised:
         explainer.explain_batch(torch.randn(1, 3, 8, 8), 0)
     assert named in str(raised.value)
 
@@ -238,7 +238,7 @@ def test_fullgrad_eps_must_be_positive() -> None:
 
 def test_fullgrad_refuses_convnext() -> None:
     model = build("timm", "convnext_atto", num_classes=3).eval()
-    with pytest.raises(MethodError, match=r"stages\.0\.blocks\.0\.norm \(LayerNorm2d"):
+    with pytest.raises(MethodNotApplicableError, match=r"stages\.0\.blocks\.0\.norm \(LayerNorm2d"):
         _explain(model, "fullgrad", "stages.3", torch.randn(1, 3, 64, 64), 0)
 
 

@@ -14,7 +14,7 @@ Every figure is computed on the shipped demo model with :mod:`camkit.metrics`, e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 import numpy as np
@@ -24,7 +24,7 @@ from torch import Tensor
 
 from camkit.demo.model import load_model
 from camkit.demo.scenes import make_scene
-from camkit.errors import ConfigurationError
+from camkit.errors import ConfigurationError, MethodNotApplicableError
 from camkit.explainer import Explainer
 from camkit.metrics import Scorer, energy_pointing_game, pointing_game
 from camkit.plugins.manager import get_registry
@@ -62,6 +62,8 @@ class MethodScores:
     deletion: float
     insertion: float
     multi_instance: float
+    not_applicable: str | None = None
+    """Why the method cannot run on the demo model (its figures are then NaN), or ``None``."""
 
 
 def _scenes(
@@ -110,12 +112,16 @@ def evaluate(
     scenes: int = 200,
     methods: Sequence[str] | None = None,
     steps: int = 50,
+    progress: Callable[[str], None] | None = None,
 ) -> list[MethodScores]:
     """Score each method on ``scenes`` held-out scenes and ``scenes // 2`` two-instance ones.
 
     Args:
         methods: registered method names; ``None`` scores every deterministic registered
-            method (:func:`deterministic_methods`).
+            method (:func:`deterministic_methods`). A method that cannot run on the demo
+            model (``cam`` needs a linear head right after global average pooling) gets a
+            row of NaN with the reason in :attr:`MethodScores.not_applicable`.
+        progress: called with a line before each method is scored.
     """
     if scenes < 1:
         raise ConfigurationError(f"scenes must be >= 1, got {scenes}")
@@ -129,16 +135,26 @@ def evaluate(
     multi_batch = torch.stack([config.to_tensor(image) for image in multi[0]])
     targets = torch.tensor(labels)
     scorer = Scorer(model)
+    with torch.no_grad():
+        predicted = model(batch).argmax(dim=1)
+    accuracy = float((predicted == targets).float().mean())
     results = []
-    for method in methods:
+    for index, method in enumerate(methods):
+        if progress is not None:
+            progress(f"{method} ({index + 1}/{len(methods)})")
         explainer = Explainer(model, method=method, device="cpu")
-        cams = _cams(explainer, batch, labels)
-        with torch.no_grad():
-            predicted = model(batch).argmax(dim=1)
+        try:
+            cams = _cams(explainer, batch, labels)
+        except MethodNotApplicableError as error:
+            nan = float("nan")
+            results.append(
+                MethodScores(method, accuracy, nan, nan, nan, nan, nan, nan, nan, str(error))
+            )
+            continue
         results.append(
             MethodScores(
                 method=method,
-                accuracy=float((predicted == targets).float().mean()),
+                accuracy=accuracy,
                 pointing=float(pointing_game(cams, boxes).float().mean()),
                 energy=float(energy_pointing_game(cams, boxes).mean()),
                 average_drop=float(
@@ -168,6 +184,9 @@ def format_table(results: Sequence[MethodScores], scenes: int) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
+        if r.not_applicable is not None:
+            lines.append(f"| {r.method} | not applicable to this model (see below) |||||||")
+            continue
         lines.append(
             f"| {r.method} | {r.pointing:.3f} | {r.energy:.3f} | {r.average_drop:.2f} | "
             f"{r.increase_in_confidence:.1f} | {r.deletion:.3f} | {r.insertion:.3f} | "
@@ -175,4 +194,7 @@ def format_table(results: Sequence[MethodScores], scenes: int) -> str:
         )
     lines.append("")
     lines.append(f"Model accuracy on these scenes: {results[0].accuracy:.3f}")
+    for r in results:
+        if r.not_applicable is not None:
+            lines.append(f"{r.method}: {r.not_applicable}")
     return "\n".join(lines)

@@ -1,5 +1,5 @@
 """CAM methods: the :class:`CAMMethod` abstraction, its :class:`MethodContext`, and the
-built-in methods."""
+built-in methods, one module per family."""
 
 from camkit.methods.base import CAMMethod, GradientWeightedCAM, LayerCapture
 from camkit.methods.context import FullGradients, MethodContext, Perturbations, TargetScore
@@ -8,11 +8,17 @@ from camkit.methods.finer import FinerCAM
 from camkit.methods.fullgrad import FullGrad
 from camkit.methods.gradcam import GradCAM, GradCAMPlusPlus
 from camkit.methods.gradient import GradCAMElementWise, HiResCAM, LayerCAM, XGradCAM
+from camkit.methods.linear_head import CAM
+from camkit.methods.perturbation import ISCAM, SSCAM, AblationCAM, ScoreCAM
 from camkit.methods.shapley import ShapleyCAM
 from camkit.methods.smooth import SmoothGradCAMPlusPlus
 
 __all__ = [
+    "CAM",
+    "ISCAM",
     "KPCACAM",
+    "SSCAM",
+    "AblationCAM",
     "CAMMethod",
     "EigenCAM",
     "EigenGradCAM",
@@ -28,6 +34,7 @@ __all__ = [
     "LayerCapture",
     "MethodContext",
     "Perturbations",
+    "ScoreCAM",
     "ShapleyCAM",
     "SmoothGradCAMPlusPlus",
     "TargetScore",

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from camkit.errors import ConfigurationError, MethodError
+from camkit.errors import ConfigurationError, MethodError, MethodNotApplicableError
 from camkit.methods.base import CAMMethod
 from camkit.methods.context import MethodContext
 
@@ -113,7 +113,7 @@ class FullGrad(CAMMethod):
     def compute(self, context: MethodContext) -> Tensor:
         plan = _plan(context.model)
         if plan.unsupported:
-            raise MethodError(_unsupported_message(plan.unsupported))
+            raise MethodNotApplicableError(_unsupported_message(plan.unsupported))
         names = [source.read_at for source in plan.sources] + plan.linears
         full = context.full_gradients(names)
         modules = dict(context.model.named_modules())
@@ -123,7 +123,7 @@ class FullGrad(CAMMethod):
             if full.outputs[name][0].ndim != 2
         ]
         if per_position:
-            raise MethodError(_unsupported_message(per_position))
+            raise MethodNotApplicableError(_unsupported_message(per_position))
 
         size = context.input_size
         inputs = full.input.float()

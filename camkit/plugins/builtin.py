@@ -15,6 +15,8 @@ from camkit.methods.finer import FinerCAM
 from camkit.methods.fullgrad import FullGrad
 from camkit.methods.gradcam import GradCAM, GradCAMPlusPlus
 from camkit.methods.gradient import GradCAMElementWise, HiResCAM, LayerCAM, XGradCAM
+from camkit.methods.linear_head import CAM
+from camkit.methods.perturbation import ISCAM, SSCAM, AblationCAM, ScoreCAM
 from camkit.methods.shapley import ShapleyCAM
 from camkit.methods.smooth import SmoothGradCAMPlusPlus
 from camkit.plugins.hookspecs import hookimpl
@@ -38,6 +40,11 @@ def camkit_register_methods() -> Sequence[type[CAMMethod]]:
         ShapleyCAM,
         SmoothGradCAMPlusPlus,
         FinerCAM,
+        CAM,
+        ScoreCAM,
+        SSCAM,
+        ISCAM,
+        AblationCAM,
     ]
 
 

@@ -303,7 +303,11 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from camkit.demo.evaluate import evaluate, format_table
 
-    print(format_table(evaluate(args.scenes, args.method, args.steps), args.scenes))
+    def progress(line: str) -> None:
+        print(f"camkit evaluate: scoring {line}", file=sys.stderr, flush=True)
+
+    results = evaluate(args.scenes, args.method, args.steps, progress=progress)
+    print(format_table(results, args.scenes))
     return EXIT_OK
 
 
