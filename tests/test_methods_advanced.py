@@ -21,7 +21,7 @@ from tiny_models import A, ConstantFeatures, SmallCNN
 from torch import Tensor, nn
 
 from camkit import CAMMethod, Explainer, ExplanationBatch, GradCAMPlusPlus
-from camkit.errors import ConfigurationError, MethodError, MethodNotApplicableError, TargetError
+from camkit.errors import ConfigurationError, MethodNotApplicableError, TargetError
 from camkit.methods import (
     FinerCAM,
     FullGrad,
@@ -226,7 +226,9 @@ def test_fullgrad_refuses_biases_it_cannot_account_for(
     model: nn.Module, layer: str, named: str
 ) -> None:
     explainer = Explainer(model, method="fullgrad", layer=layer, device="cpu")
-    with pytest.raises(MethodNotApplicableError, match="FullGrad cannot account for the biases") as raised:
+    with pytest.raises(
+        MethodNotApplicableError, match="FullGrad cannot account for the biases"
+    ) as raised:
         explainer.explain_batch(torch.randn(1, 3, 8, 8), 0)
     assert named in str(raised.value)
 
