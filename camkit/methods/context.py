@@ -61,7 +61,9 @@ __all__ = [
 Perturbations = Tensor | Callable[[int, int], Tensor]
 """``N`` versions of each image of the batch: a tensor ``(B, N, ...)``, or a function
 ``(start, stop) -> (B, stop - start, ...)`` that makes them chunk by chunk (with ``count=N``),
-so that large sets never sit in memory at once."""
+so that large sets never sit in memory at once. The function is called once per chunk, with
+contiguous ranges in increasing order (``(0, m), (m, 2m), …``), so a method may draw random
+noise in it in a reproducible order."""
 
 
 @attrs.frozen(eq=False)
