@@ -35,9 +35,9 @@ from camkit.pipeline.run import (
 )
 from camkit.plugins.manager import (
     advice,
-    create_method,
-    create_renderer,
     get_registry,
+    resolve_method,
+    resolve_renderer,
     resolver_origin,
 )
 from camkit.preprocess import DataConfig, ImageInput, Transform
@@ -49,30 +49,6 @@ __all__ = ["Explainer", "LayerSpec"]
 LayerSpec = str | nn.Module | Sequence[str | nn.Module] | None
 """The target layer(s): a dotted name, the module itself, a list of them, or ``None`` for
 the registered resolvers' choice."""
-
-
-def _make_method(method: str | CAMMethod | type[CAMMethod]) -> CAMMethod:
-    if isinstance(method, str):
-        return create_method(method)
-    if isinstance(method, CAMMethod):
-        return method
-    if isinstance(method, type) and issubclass(method, CAMMethod):
-        return method()
-    raise ConfigurationError(
-        f"method must be a registered name, a CAMMethod or a CAMMethod subclass, got {method!r}"
-    )
-
-
-def _make_renderer(renderer: str | Renderer | type[Renderer]) -> Renderer:
-    if isinstance(renderer, str):
-        return create_renderer(renderer)
-    if isinstance(renderer, Renderer):
-        return renderer
-    if isinstance(renderer, type) and issubclass(renderer, Renderer):
-        return renderer()
-    raise ConfigurationError(
-        f"renderer must be a registered name, a Renderer or a Renderer subclass, got {renderer!r}"
-    )
 
 
 def _layer_names(model: nn.Module, layer: LayerSpec) -> tuple[str, ...] | None:
@@ -175,9 +151,9 @@ class Explainer:
             raise ConfigurationError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigurationError(f"batch_size must be an int >= 1, got {batch_size!r}")
-        self.method: CAMMethod = _make_method(method)
+        self.method: CAMMethod = resolve_method(method)
         self.method_name: str = self.method.name or type(self.method).__name__
-        self.renderer: Renderer = _make_renderer(renderer)
+        self.renderer: Renderer = resolve_renderer(renderer)
         self.fusion: str = check_fusion(fusion)
         self.batch_size: int = batch_size
         self.device: torch.device = select_device(device)

@@ -46,9 +46,16 @@ def minmax(x: np.ndarray) -> np.ndarray:
 
 
 def reference_gradcampp(
-    model: nn.Module, layer: nn.Module, batch: torch.Tensor, targets: list[int]
+    model: nn.Module,
+    layer: nn.Module,
+    batch: torch.Tensor,
+    targets: list[int],
+    *,
+    eigen_smooth: bool = False,
+    relu: bool = True,
 ) -> np.ndarray:
-    """pytorch-grad-cam's GradCAMPlusPlus map at the layer's resolution, ReLU'd (B, h, w)."""
+    """pytorch-grad-cam's GradCAMPlusPlus map at the layer's resolution (B, h, w), ReLU'd
+    unless ``relu=False``; with ``eigen_smooth``, its first-principal-component map."""
     from pytorch_grad_cam import GradCAMPlusPlus
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -58,5 +65,5 @@ def reference_gradcampp(
         store = cam.activations_and_grads
         activations = store.activations[-1].numpy()
         gradients = store.gradients[-1].numpy()
-        raw = cam.get_cam_image(batch, layer, wanted, activations, gradients)
-    return np.maximum(raw, 0)
+        raw = cam.get_cam_image(batch, layer, wanted, activations, gradients, eigen_smooth)
+    return np.maximum(raw, 0) if relu else raw

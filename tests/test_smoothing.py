@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import build, minmax, recalibrate_batchnorm
+from helpers import build, minmax, recalibrate_batchnorm, reference_gradcampp
 from torch import Tensor, nn
 
 from camkit import CAMMethod, Explainer, MethodContext
@@ -36,26 +36,12 @@ def test_projection_equals_the_reference_up_to_sign_and_follows_camkits_rule() -
         assert mine[np.abs(mine).argmax()] > 0
 
 
-def _reference_layer_map(
-    model: nn.Module, layer: nn.Module, batch: Tensor, targets: list[int], eigen: bool
-) -> np.ndarray:
-    """pytorch-grad-cam's Grad-CAM++ map at the layer, before its ReLU."""
-    from pytorch_grad_cam import GradCAMPlusPlus
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-    wanted = [ClassifierOutputTarget(t) for t in targets]
-    with GradCAMPlusPlus(model=model, target_layers=[layer]) as cam:
-        cam(input_tensor=batch, targets=wanted)
-        store = cam.activations_and_grads
-        activations = store.activations[-1].numpy()
-        gradients = store.gradients[-1].numpy()
-        return cam.get_cam_image(batch, layer, wanted, activations, gradients, eigen)
-
-
 def test_eigen_smooth_equals_the_reference_up_to_sign(resnet: nn.Module) -> None:
     batch, targets = _inputs(1), [2, 7]
     explanations = Explainer(resnet, eigen_smooth=True, device="cpu").explain_batch(batch, targets)
-    projection = _reference_layer_map(resnet, resnet.layer4, batch, targets, eigen=True)
+    projection = reference_gradcampp(
+        resnet, resnet.layer4, batch, targets, eigen_smooth=True, relu=False
+    )
     ours = minmax(np.stack([e.raw for e in explanations]))
     for mine, theirs in zip(ours, projection, strict=True):
         candidates = [minmax(np.maximum(sign * theirs, 0)[None])[0] for sign in (1, -1)]

@@ -59,6 +59,8 @@ __all__ = [
     "list_resolvers",
     "register_plugin",
     "reset_plugins",
+    "resolve_method",
+    "resolve_renderer",
     "to_spatial",
     "unregister_plugin",
 ]
@@ -413,6 +415,42 @@ def create_method(name: str) -> CAMMethod:
     """Instantiate the CAM method registered under ``name`` with its defaults."""
     method: CAMMethod = _lookup("method", get_registry().methods, name).value()
     return method
+
+
+def resolve_method(method: str | CAMMethod | type[CAMMethod]) -> CAMMethod:
+    """A method instance from a registered name, an instance or a subclass.
+
+    Raises:
+        UnknownNameError: the name is not registered.
+        ConfigurationError: ``method`` is none of the three.
+    """
+    if isinstance(method, str):
+        return create_method(method)
+    if isinstance(method, CAMMethod):
+        return method
+    if isinstance(method, type) and issubclass(method, CAMMethod):
+        return method()
+    raise ConfigurationError(
+        f"method must be a registered name, a CAMMethod or a CAMMethod subclass, got {method!r}"
+    )
+
+
+def resolve_renderer(renderer: str | Renderer | type[Renderer]) -> Renderer:
+    """A renderer instance from a registered name, an instance or a subclass.
+
+    Raises:
+        UnknownNameError: the name is not registered.
+        ConfigurationError: ``renderer`` is none of the three.
+    """
+    if isinstance(renderer, str):
+        return create_renderer(renderer)
+    if isinstance(renderer, Renderer):
+        return renderer
+    if isinstance(renderer, type) and issubclass(renderer, Renderer):
+        return renderer()
+    raise ConfigurationError(
+        f"renderer must be a registered name, a Renderer or a Renderer subclass, got {renderer!r}"
+    )
 
 
 def create_renderer(name: str) -> Renderer:

@@ -17,17 +17,9 @@ _LENGTH, _THICKNESS = 256, 16
 
 
 def _renderer(renderer: str | Renderer | type[Renderer]) -> Renderer:
-    if isinstance(renderer, str):
-        from camkit.plugins.manager import create_renderer  # the registry imports this package
+    from camkit.plugins.manager import resolve_renderer  # the registry imports this package
 
-        return create_renderer(renderer)
-    if isinstance(renderer, Renderer):
-        return renderer
-    if isinstance(renderer, type) and issubclass(renderer, Renderer):
-        return renderer()
-    raise ConfigurationError(
-        f"renderer must be a registered name, a Renderer or a Renderer subclass, got {renderer!r}"
-    )
+    return resolve_renderer(renderer)
 
 
 def _size(label: str, value: int | None, default: int) -> int:
