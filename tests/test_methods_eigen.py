@@ -6,7 +6,6 @@ to numpy's SVD; exactly for KPCA-CAM, whose sign scikit-learn fixes as camkit do
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ from parity_models import (
     model,
     reference_maps,
 )
-from tiny_models import ConstantFeatures
+from tiny_models import ConstantFeatures, signed_head_model
 from torch import Tensor, nn
 
 import camkit
@@ -68,19 +67,6 @@ def kpca_rank_one_peak(gamma: float) -> float:
     return 3.0 * math.sqrt(a - 2.0 * b + d) / 4.0
 
 
-def constant_model(activations: Tensor, gradient: Tensor | None = None) -> nn.Module:
-    """Layer ``features`` outputs ``activations``; class 0's score is ``Σ gradient · A``."""
-    gradient = torch.ones_like(activations) if gradient is None else gradient
-    head = nn.Linear(gradient.numel(), 2)
-    with torch.no_grad():
-        head.weight[0] = gradient.flatten()
-        head.weight[1] = -gradient.flatten()
-        head.bias.zero_()
-    return nn.Sequential(
-        OrderedDict(features=ConstantFeatures(activations), flatten=nn.Flatten(), fc=head)
-    )
-
-
 def explain_tiny(net: nn.Module, method: CAMMethod) -> np.ndarray:
     result = Explainer(net, method=method, layer="features", device="cpu").explain(
         torch.zeros(3, 8, 8), target=0
@@ -96,35 +82,35 @@ def from_capture(activations: Tensor, gradients: Tensor | None = None) -> Method
 
 
 def test_eigencam_closed_form() -> None:
-    raw = explain_tiny(constant_model(A_EIGEN), EigenCAM())
+    raw = explain_tiny(signed_head_model(A_EIGEN), EigenCAM())
     np.testing.assert_allclose(raw, EIGEN_MAP.numpy(), rtol=0, atol=1e-6)
 
 
 def test_eigencam_sign_does_not_depend_on_the_activations_sign() -> None:
     """Negated activations give the negated singular vector: the sign rule undoes it."""
-    raw = explain_tiny(constant_model(10.0 - A_EIGEN), EigenCAM())
+    raw = explain_tiny(signed_head_model(10.0 - A_EIGEN), EigenCAM())
     np.testing.assert_allclose(raw, EIGEN_MAP.numpy(), rtol=0, atol=1e-6)
 
 
 def test_eigengradcam_closed_form() -> None:
     """g ⊙ A = A_EIGEN with A = 2 everywhere and g = A_EIGEN / 2: the same projection."""
     activations = torch.full_like(A_EIGEN, 2.0)
-    raw = explain_tiny(constant_model(activations, A_EIGEN / 2), EigenGradCAM())
+    raw = explain_tiny(signed_head_model(activations, A_EIGEN / 2), EigenGradCAM())
     np.testing.assert_allclose(raw, EIGEN_MAP.numpy(), rtol=0, atol=1e-6)
     # Eigen-CAM of those constant activations is empty: the gradients make the map
-    assert explain_tiny(constant_model(activations, A_EIGEN / 2), EigenCAM()).max() == 0.0
+    assert explain_tiny(signed_head_model(activations, A_EIGEN / 2), EigenCAM()).max() == 0.0
 
 
 def test_kpcacam_linear_kernel_is_eigencam() -> None:
     """With the linear kernel, λ = |c1|² = 12 and u = c1 / √12, so √λ·u = c1."""
-    raw = explain_tiny(constant_model(A_EIGEN), KPCACAM(kernel="linear"))
+    raw = explain_tiny(signed_head_model(A_EIGEN), KPCACAM(kernel="linear"))
     np.testing.assert_allclose(raw, EIGEN_MAP.numpy(), rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize(("gamma", "effective"), [(None, 0.5), (0.25, 0.25)])
 def test_kpcacam_sigmoid_closed_form(gamma: float | None, effective: float) -> None:
     """The reference's default kernel, tanh(γ x·y + 1) with γ = 1/C = 1/2 by default."""
-    raw = explain_tiny(constant_model(A_RANK_ONE), KPCACAM(gamma=gamma))
+    raw = explain_tiny(signed_head_model(A_RANK_ONE), KPCACAM(gamma=gamma))
     expected = np.array([[0.0, 0.0], [0.0, kpca_rank_one_peak(effective)]])
     np.testing.assert_allclose(raw, expected, rtol=1e-6, atol=1e-7)
 
@@ -212,7 +198,7 @@ def test_kpcacam_rejects_bad_configuration(kwargs: dict[str, Any]) -> None:
 
 def test_registered_under_their_names() -> None:
     assert {"eigencam", "eigengradcam", "kpcacam"} <= set(camkit.list_methods())
-    net = constant_model(A_EIGEN)
+    net = signed_head_model(A_EIGEN)
     for name in ("eigencam", "eigengradcam", "kpcacam"):
         explanation = Explainer(net, method=name, layer="features", device="cpu").explain(
             torch.zeros(3, 8, 8), target=0

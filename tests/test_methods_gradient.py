@@ -19,7 +19,7 @@ from parity_models import (
     model,
     reference_maps,
 )
-from tiny_models import G0, A, ConstantFeatures, linear_head_model
+from tiny_models import G0, A, linear_head_model, signed_head_model
 from torch import nn
 
 import camkit
@@ -76,19 +76,6 @@ EXPECTED_A2_G2 = {
 METHODS: list[type[CAMMethod]] = [HiResCAM, GradCAMElementWise, XGradCAM, LayerCAM]
 
 
-def tiny_model(activations: torch.Tensor, gradient: torch.Tensor) -> nn.Module:
-    """Layer ``features`` outputs ``activations``; class 0's score is ``Σ gradient · A``, so
-    its gradient at the layer is exactly ``gradient``."""
-    head = nn.Linear(gradient.numel(), 2)
-    with torch.no_grad():
-        head.weight[0] = gradient.flatten()
-        head.weight[1] = -gradient.flatten()
-        head.bias.zero_()
-    return nn.Sequential(
-        OrderedDict(features=ConstantFeatures(activations), flatten=nn.Flatten(), fc=head)
-    )
-
-
 def explain_tiny(net: nn.Module, method: CAMMethod) -> np.ndarray:
     explainer = Explainer(net, method=method, layer="features", device="cpu")
     result = explainer.explain(torch.zeros(3, 8, 8), target=0)
@@ -105,7 +92,7 @@ def test_closed_form_on_a_g0(cls: type[CAMMethod]) -> None:
 
 @pytest.mark.parametrize("cls", METHODS, ids=[m.name for m in METHODS])
 def test_closed_form_with_mixed_signs(cls: type[CAMMethod]) -> None:
-    raw = explain_tiny(tiny_model(A2, G2), cls())
+    raw = explain_tiny(signed_head_model(A2, G2), cls())
     np.testing.assert_allclose(raw, EXPECTED_A2_G2[cls.name].numpy(), rtol=1e-6, atol=1e-6)
 
 

@@ -68,3 +68,18 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.pool(self.body(self.stem(x))))
+
+
+def signed_head_model(activations: Tensor, gradient: Tensor | None = None) -> nn.Module:
+    """Layer ``features`` outputs ``activations``; class 0's score is ``Σ gradient · A`` and
+    class 1's its negation, so class 0's gradient at the layer is exactly ``gradient``
+    (all ones by default)."""
+    gradient = torch.ones_like(activations) if gradient is None else gradient
+    head = nn.Linear(gradient.numel(), 2)
+    with torch.no_grad():
+        head.weight[0] = gradient.flatten()
+        head.weight[1] = -gradient.flatten()
+        head.bias.zero_()
+    return nn.Sequential(
+        OrderedDict(features=ConstantFeatures(activations), flatten=nn.Flatten(), fc=head)
+    )
