@@ -539,7 +539,7 @@ dl.facts div { display: flex; }
 .card .error { color: #a3201c; overflow-wrap: anywhere; }
 #failures li { margin: 0.3em 0; overflow-wrap: anywhere; }
 #failures .error { color: #a3201c; }
-.viewer { position: fixed; inset: 0; background: rgba(0, 0, 0, 0.85); color: #eee;
+.viewer { position: fixed; inset: 0; background: rgba(17, 17, 17, 0.97); color: #eee;
   display: flex; flex-direction: column; padding: 1em; z-index: 10; }
 .viewer[hidden] { display: none; }
 .viewer .pair { flex: 1; display: flex; gap: 1em; min-height: 0; }
