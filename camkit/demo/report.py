@@ -78,13 +78,16 @@ def _inside(explanation: Explanation, boxes: Sequence[tuple[int, int, int, int]]
 
 
 _STYLE = """
-body { font-family: sans-serif; margin: 1.5em; color: #222; }
-table { border-collapse: collapse; }
-th, td { border: 1px solid #ccc; padding: 6px; text-align: center; vertical-align: top; }
-img { width: 192px; height: 192px; image-rendering: pixelated; display: block; margin: auto; }
+* { box-sizing: border-box; }
+body { font-family: system-ui, sans-serif; margin: 0; padding: 1em 1.5em; color: #222; }
+table { border-collapse: collapse; width: 100%; table-layout: fixed; }
+th, td { border: 1px solid #ccc; padding: 6px; text-align: center; vertical-align: top;
+  overflow-wrap: anywhere; }
+td img { width: 100%; max-width: 512px; height: auto; aspect-ratio: 1;
+  image-rendering: pixelated; display: block; margin: auto; }
 .hit { color: #176b28; } .miss { color: #a3201c; }
-.legend { display: flex; align-items: center; gap: 0.5em; margin: 1em 0; }
-.legend img { width: 256px; height: 16px; display: inline; margin: 0; }
+.legend { display: flex; align-items: center; gap: 0.5em; margin: 1em 0; flex-wrap: wrap; }
+.legend img { width: 256px; height: 16px; border: 1px solid #999; }
 """
 
 
@@ -182,14 +185,16 @@ def run_demo(
     layer = results[methods[0]][0].layer
     label = html.escape(getattr(shown, "colormap", None) or shown.name or type(shown).__name__)
     legend = (
-        f'<p class="legend">Colour legend ({label}): map value 0 '
+        f'<p class="legend">Colour legend ({label}): map value <span>0</span>'
         f'<img src="{colorbar_data_uri(shown, vertical=False)}" '
-        f'alt="{label} colour scale from 0 to 1"> 1</p>'
+        f'alt="{label} colour scale from 0 to 1"><span>1</span>'
+        "<span>low &rarr; high attribution</span></p>"
     )
     page = f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>camkit demo</title>
 <style>{_STYLE}</style>
 </head>

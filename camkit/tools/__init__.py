@@ -2,6 +2,8 @@
 
 - :mod:`camkit.tools.batch`: explaining folders of images, with safe output names, batching
   and a CSV report (:func:`~camkit.tools.batch.explain_files`);
+- :mod:`camkit.tools.html_report`: the page of a folder run, with thumbnails, sorting and
+  filters (:func:`~camkit.tools.html_report.write_html_report`, ``camkit explain --html``);
 - :mod:`camkit.tools.cli`: the ``camkit`` command (``explain``, ``layers``, ``demo``,
   ``evaluate``, ``plugins``), also run as ``python -m camkit.tools.cli``.
 

@@ -145,6 +145,12 @@ def _build_parser() -> argparse.ArgumentParser:
     out = explain.add_argument_group("output")
     out.add_argument("--out", default="cam_output", metavar="DIR", help="output folder")
     out.add_argument("--report", action="store_true", help="write DIR/gradcam_report.csv")
+    out.add_argument(
+        "--html",
+        action="store_true",
+        help="write DIR/index.html: a page of thumbnails to sort, filter and open, that works "
+        "offline (thumbnails in DIR/thumbs)",
+    )
     out.add_argument("--batch-size", type=_positive_int, default=8, metavar="N")
     out.add_argument("--recursive", action="store_true", help="descend into subfolders")
     out.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -268,6 +274,20 @@ def _run_explain(args: argparse.Namespace) -> int:
         + (f"; report: {report}" if report else ""),
         file=sys.stderr,
     )
+    if args.html:
+        from camkit.tools.html_report import write_html_report
+
+        page = write_html_report(
+            results,
+            args.out,
+            method=explainer.method_name,
+            colormap=explainer.renderer,
+            alpha=args.alpha,
+            class_names=explainer.class_names,
+            details={"model": args.model, "weights": args.weights or "none (random init)"},
+            overwrite=getattr(args, "overwrite", False),
+        )
+        print(f"camkit explain: open {page.resolve().as_uri()}", file=sys.stderr)
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
