@@ -2,6 +2,8 @@
 
 - :mod:`camkit.tools.batch`: explaining folders of images, with safe output names, batching
   and a CSV report (:func:`~camkit.tools.batch.explain_files`);
+- :mod:`camkit.tools.output`: the one output writer every file goes through (no overwrite
+  unless asked, never through a symbolic link, neutral CSV cells, clean disk-full errors);
 - :mod:`camkit.tools.cli`: the ``camkit`` command (``explain``, ``layers``, ``demo``,
   ``evaluate``, ``plugins``), also run as ``python -m camkit.tools.cli``.
 
