@@ -337,3 +337,25 @@ def test_name_that_is_not_utf8_is_written_and_read_back(
     assert "caf\\udce9.jpg -> " in printed.out and "caf\\udce9_gradcampp.jpg" in printed.out
     rows = list(csv.DictReader((out / "gradcam_report.csv").open(encoding="utf-8")))
     assert [row["image"] for row in rows] == [str(folder / "caf\\udce9.jpg")]
+
+
+def test_explanation_save_follows_the_rules(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    explanation = Explainer(SmallCNN(), device="cpu").explain(RGB.repeat(8, 0).repeat(8, 1))
+    target = tmp_path / "deep" / "x.png"
+    assert explanation.save(target, alpha=0.3) == target
+    np.testing.assert_array_equal(read_rgb(target), explanation.overlay(0.3))
+    with pytest.raises(OutputError, match="already exists .*overwrite=True"):
+        explanation.save(target, alpha=1.0)
+    np.testing.assert_array_equal(read_rgb(target), explanation.overlay(0.3))  # kept
+    explanation.save(target, alpha=1.0, overwrite=True)
+    np.testing.assert_array_equal(read_rgb(target), explanation.overlay(1.0))
+    victim = tmp_path / "victim.png"
+    victim.write_bytes(b"precious")
+    (tmp_path / "link.png").symlink_to(victim)
+    with pytest.raises(OutputError, match="a symbolic link"):
+        explanation.save(tmp_path / "link.png")
+    explanation.save(tmp_path / "link.png", overwrite=True)
+    assert victim.read_bytes() == b"precious" and not (tmp_path / "link.png").is_symlink()
+    with pytest.raises(ConfigurationError, match="cannot write '.*x.txt': unsupported image"):
+        explanation.save(tmp_path / "x.txt")
