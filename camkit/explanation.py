@@ -25,15 +25,14 @@ from pathlib import Path
 from typing import Any, TypeVar, overload
 
 import attrs
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 from torch import Tensor
 
-from camkit.errors import ConfigurationError, OutputError
 from camkit.pipeline.place import maps_on_input, maps_on_originals
 from camkit.pipeline.prepare import PreparedBatch
 from camkit.render.base import Renderer
+from camkit.tools.output import OutputWriter
 
 __all__ = ["Explanation", "ExplanationBatch"]
 
@@ -252,24 +251,20 @@ class Explanation:
         """
         return self.renderer.render(self.image, self.cam, alpha)
 
-    def save(self, path: str | os.PathLike[str], alpha: float = 0.5) -> Path:
+    def save(
+        self, path: str | os.PathLike[str], alpha: float = 0.5, *, overwrite: bool = False
+    ) -> Path:
         """Write :meth:`overlay` to ``path`` (format from the extension); return the path.
 
-        Missing parent folders are created.
+        Missing parent folders are created. The image is encoded in memory and written by
+        :class:`~camkit.tools.output.OutputWriter`: never through a symbolic link, and an
+        existing file is replaced only with ``overwrite`` (a link at ``path`` is then
+        replaced itself, not its target).
 
         Raises:
             ConfigurationError: OpenCV cannot write that file type.
-            OutputError: the file could not be written.
+            OutputError: the file exists (without ``overwrite``) or could not be written.
         """
         target = Path(path)
-        extension = target.suffix.lower()
-        if not extension or not cv2.haveImageWriter(f"x{extension}"):
-            raise ConfigurationError(
-                f"cannot write {str(target)!r}: unsupported image extension "
-                f"{extension or '(none)'}; use .png, .jpg, .bmp, .tif or .webp"
-            )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        bgr = cv2.cvtColor(self.overlay(alpha), cv2.COLOR_RGB2BGR)
-        if not cv2.imwrite(str(target), bgr):
-            raise OutputError(f"OpenCV could not write {str(target)!r}")
-        return target
+        writer = OutputWriter(target.parent, overwrite=overwrite)
+        return writer.write_image(target, self.overlay(alpha))

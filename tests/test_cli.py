@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import errno
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -320,6 +322,195 @@ def test_smoothing_flags(files: Path, tmp_path: Path, capsys: pytest.CaptureFixt
 
     register(Plugin(), name="channel-mean-cli")
     capsys.readouterr()
-    code = main([*args, "--method", "channel-mean-cli", "--eigen-smooth"])
+    code = main([*args, "--method", "channel-mean-cli", "--eigen-smooth", "--overwrite"])
     assert code == 2
     assert "eigen_smooth does not apply to ChannelMean" in capsys.readouterr().err
+
+
+def run_explain(files: Path, source: Path, out: Path, *extra: str) -> int:
+    return main(["explain", str(source), *model_args(files), "--out", str(out), *extra])
+
+
+def test_existing_outputs_stop_the_run_before_any_work(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--out equal to the input folder never overwrites the user's files: exit 2 before the
+    model is even built, with the count and one example; --overwrite replaces them."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.jpg", "b.png"):
+        (folder / name).write_bytes((files / "good" / name).read_bytes())
+    (folder / "a_gradcampp.jpg").write_bytes(b"the user's own file")
+    built: list[str] = []
+    real_load = cli.load_classifier
+    monkeypatch.setattr(
+        cli, "load_classifier", lambda *a, **k: built.append("model") or real_load(*a, **k)
+    )
+    assert run_explain(files, folder, folder, "--report") == 2
+    err = capsys.readouterr().err
+    assert "1 planned output file already exists" in err
+    assert repr(str(folder / "a_gradcampp.jpg")) in err and "pass --overwrite" in err
+    assert built == []  # stopped before any work
+    assert (folder / "a_gradcampp.jpg").read_bytes() == b"the user's own file"
+    assert sorted(p.name for p in folder.iterdir()) == ["a.jpg", "a_gradcampp.jpg", "b.png"]
+    # a second run into the same --out: every planned file is counted, the report too
+    out = tmp_path / "out"
+    assert run_explain(files, files / "good", out, "--report") == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert run_explain(files, files / "good", out, "--report") == 2
+    assert "3 planned output files already exist" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    (out / "a_gradcampp.jpg").write_bytes(b"stale")
+    assert run_explain(files, files / "good", out, "--report", "--overwrite") == 0
+    assert (out / "a_gradcampp.jpg").read_bytes() == before["a_gradcampp.jpg"]
+    assert len(list(csv.DictReader((out / "gradcam_report.csv").open()))) == 2
+    # --top: the class files already there count
+    assert run_explain(files, files / "good", out, "--top", "2") == 0
+    assert run_explain(files, files / "good", out, "--top", "2") == 2
+    assert "4 planned output files already exist" in capsys.readouterr().err
+
+
+def test_symlinks_in_out_are_never_followed(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "gradcam_report.csv").symlink_to(victim)
+    (out / "a_gradcampp.jpg").symlink_to(victim)
+    assert run_explain(files, files / "good", out, "--report") == 2
+    assert "2 planned output files already exist" in capsys.readouterr().err
+    assert run_explain(files, files / "good", out, "--report", "--overwrite") == 0
+    assert victim.read_text() == "precious"
+    assert not (out / "gradcam_report.csv").is_symlink()
+    assert not (out / "a_gradcampp.jpg").is_symlink()
+    assert Image.open(out / "a_gradcampp.jpg").size == (70, 50)
+    # a linked folder below --out is refused even with --overwrite, before any work
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "a.jpg").write_bytes((files / "good" / "a.jpg").read_bytes())
+    out2 = tmp_path / "out2"
+    elsewhere = out2 / "elsewhere"  # (a link that leaves --out is not even planned into)
+    elsewhere.mkdir(parents=True)
+    (out2 / "sub").symlink_to(elsewhere, target_is_directory=True)
+    assert run_explain(files, tree, out2, "--recursive", "--report", "--overwrite") == 2
+    assert "sub' is a symbolic link; camkit never writes through one" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == [] and len(list(out2.iterdir())) == 2
+
+
+def test_output_folders_that_cannot_be_used_exit_2(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert run_explain(files, files / "good", afile, "--report") == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert main(["demo", "--out", str(afile / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("camkit demo: error: cannot create the output folder")
+    assert "is a file, not a folder" in err and "Traceback" not in err
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode)
+    )
+    assert run_explain(files, files / "good", locked, "--report") == 2
+    assert "permission denied: cannot write to the output folder" in capsys.readouterr().err
+    assert list(locked.iterdir()) == []
+
+
+def test_disk_full_while_the_report_grows(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The third write to the report (its second row) finds the disk full halfway: a clean
+    message, exit 2, and the header and first row intact, with no cut-off row."""
+    from camkit.tools import output
+
+    out = tmp_path / "out"
+    report = out / "gradcam_report.csv"
+    real = output._write_all
+    report_writes: list[int] = []
+
+    def write_all(fd: int, data: bytes) -> None:
+        if report.exists() and os.fstat(fd).st_ino == os.stat(report).st_ino:
+            report_writes.append(len(data))
+            if len(report_writes) == 3:
+                os.write(fd, data[: len(data) // 2])
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd, data)
+
+    monkeypatch.setattr(output, "_write_all", write_all)
+    assert run_explain(files, files / "good", out, "--report") == 2
+    err = capsys.readouterr().err
+    assert "camkit explain: error: the disk is full: could not write a row of" in err
+    assert "1 complete row is kept" in err and "Traceback" not in err
+    lines = report.read_bytes().split(b"\r\n")
+    assert lines[0].startswith(b"image,pred_class") and lines[-1] == b""
+    assert len(lines) == 3 and lines[1].startswith(str(files / "good" / "a.jpg").encode())
+    assert len(next(csv.reader([lines[1].decode()]))) == len(lines[0].split(b","))
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:abc"])
+def test_unknown_device_exit_2(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], device: str
+) -> None:
+    args = [*model_args(files)[:-1], device]
+    assert main(["explain", str(files / "good"), *args, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"unknown device {device!r}" in err and "Traceback" not in err
+
+
+def test_errors_from_the_file_system_exit_2(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any CamkitError or OSError (here from selecting the device, and from the file
+    system) is a message and exit 2, never a traceback."""
+    from camkit import explainer as explainer_module
+    from camkit.errors import ConfigurationError
+
+    def refuse(device: object) -> None:
+        raise ConfigurationError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda:N'")
+
+    monkeypatch.setattr(explainer_module, "select_device", refuse)
+    assert run_explain(files, files / "good", tmp_path / "o1") == 2
+    assert "camkit explain: error: unknown device 'cpu'" in capsys.readouterr().err
+    monkeypatch.undo()
+
+    def broken(*_: object, **__: object) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(cli, "explain_files", broken)
+    assert run_explain(files, files / "good", tmp_path / "o2") == 2
+    assert "camkit explain: error: [Errno 5] Input/output error" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs a file system that takes any bytes")
+def test_failed_file_with_a_name_that_is_not_utf8_is_printed(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / os.fsdecode(b"caf\xe9.jpg")).write_text("not an image")
+    (folder / "ok.jpg").write_bytes((files / "good" / "a.jpg").read_bytes())
+    assert run_explain(files, folder, tmp_path / "out", "--report") == 1
+    err = capsys.readouterr().err
+    assert "camkit: failed " + str(folder / "caf\\udce9.jpg") in err
+    rows = list(csv.DictReader((tmp_path / "out" / "gradcam_report.csv").open(encoding="utf-8")))
+    assert [(Path(r["image"]).name, bool(r["error"])) for r in rows] == [
+        ("caf\\udce9.jpg", True),
+        ("ok.jpg", False),
+    ]
+
+
+def test_demo_refuses_to_overwrite_without_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "index.html").write_text("the user's page")
+    assert main(["demo", "--out", str(tmp_path), "--method", "gradcam"]) == 2
+    err = capsys.readouterr().err
+    assert "1 planned output file already exists" in err and "index.html" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["index.html"]
+    assert main(["demo", "--out", str(tmp_path), "--method", "gradcam", "--overwrite"]) == 0
+    assert "<!DOCTYPE html>" in (tmp_path / "index.html").read_text()

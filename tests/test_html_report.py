@@ -260,8 +260,12 @@ def test_never_overwrites_unless_asked_nor_writes_through_symlinks(
     assert [p.name for p in victim.iterdir()] == ["keep.txt"]
     (planted / "thumbs").unlink()
     (planted / "index.html").symlink_to(victim / "keep.txt")
-    with pytest.raises(OutputError, match="symbolic link"):
-        write_html_report(run.results[:1], planted, overwrite=True)
+    with pytest.raises(OutputError, match="index\\.html"):
+        write_html_report(run.results[:1], planted)
+    assert (victim / "keep.txt").read_text() == "mine"
+    # overwrite replaces the link itself with the page, never the file it points to
+    page = write_html_report(run.results[:1], planted, overwrite=True)
+    assert not page.is_symlink() and "<html" in page.read_text()
     assert (victim / "keep.txt").read_text() == "mine"
 
 

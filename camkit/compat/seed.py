@@ -125,6 +125,7 @@ def generate_gradcam(
     letterbox: bool = False,
     method: str = "gradcam++",
     layer: str | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Explain one image with Grad-CAM++ (the seed's ``generate_gradcam``).
 
@@ -134,10 +135,14 @@ def generate_gradcam(
         ``target_score``, ``layer``, ``method``; ``overlay`` (RGB uint8 ``(H, W, 3)``) when
         ``return_image``; ``output_path`` when an overlay was written.
 
+    ``output_path`` is written by :meth:`~camkit.Explanation.save`: an existing file is
+    replaced only with ``overwrite=True``, and never through a symbolic link.
+
     Raises:
         InputError: the image cannot be read.
         CheckpointError: the checkpoint or class file is missing or does not fit the model.
         TargetError: ``target_class`` is out of range.
+        OutputError: ``output_path`` exists (without ``overwrite``) or cannot be written.
     """
     explainer = make_explainer(
         model_path, backbone, classes_path, input_shape, cuda, letterbox, method, layer
@@ -145,7 +150,7 @@ def generate_gradcam(
     explanation = explainer.explain(image_path, target=target_class)
     result = _as_dict(explanation, return_image, alpha)
     if output_path is not None:
-        result["output_path"] = str(explanation.save(output_path, alpha))
+        result["output_path"] = str(explanation.save(output_path, alpha, overwrite=overwrite))
     return result
 
 
@@ -168,17 +173,24 @@ def generate_gradcam_batch(
     recursive: bool = False,
     batch_size: int = 8,
     progress: bool | None = None,
+    overwrite: bool = False,
 ) -> list[dict[str, Any]]:
     """Explain every image of a folder (the seed's ``generate_gradcam_batch``).
 
     Writes ``<name>_gradcam.jpg`` per image into ``output_dir`` (subfolders mirrored, names
     never collide) and, with ``save_report``, ``output_dir/gradcam_report.csv`` row by row.
     A file that cannot be read is reported (a warning and a row with its error) and the
-    batch goes on.
+    batch goes on. Overlays and a report that exist stop the call before any image is
+    explained, unless ``overwrite=True`` (:func:`camkit.tools.batch.check_outputs`); nothing
+    is written through a symbolic link.
 
     Returns:
         One dict per image, in order: ``image_path``, ``error`` (``None`` when it worked),
         and when it worked the keys of :func:`generate_gradcam`, with ``output_path``.
+
+    Raises:
+        OutputError: planned overlays or the report exist (without ``overwrite``), or the
+            output folder or the report cannot be written.
     """
     explainer = make_explainer(
         model_path, backbone, classes_path, input_shape, cuda, letterbox, method, layer
@@ -194,6 +206,7 @@ def generate_gradcam_batch(
         batch_size=batch_size,
         report=report,
         progress=progress,
+        overwrite=overwrite,
     ):
         entry: dict[str, Any] = {"image_path": str(outcome.image), "error": outcome.error}
         if outcome.explanation is not None:
@@ -203,6 +216,8 @@ def generate_gradcam_batch(
     return results
 
 
-def quick_gradcam(image_path: PathLike, output_path: PathLike | None = None) -> dict[str, Any]:
+def quick_gradcam(
+    image_path: PathLike, output_path: PathLike | None = None, *, overwrite: bool = False
+) -> dict[str, Any]:
     """:func:`generate_gradcam` with every default (the seed's ``quick_gradcam``)."""
-    return generate_gradcam(image_path, output_path=output_path)
+    return generate_gradcam(image_path, output_path=output_path, overwrite=overwrite)

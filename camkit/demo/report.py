@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import html
 import os
 from collections.abc import Sequence
@@ -15,12 +14,13 @@ from numpy.typing import NDArray
 
 from camkit.demo.model import load_model
 from camkit.demo.scenes import make_scene
-from camkit.errors import ConfigurationError, OutputError
+from camkit.errors import ConfigurationError
 from camkit.explainer import Explainer
 from camkit.explanation import Explanation
 from camkit.render.base import Renderer
 from camkit.render.colorbar import colorbar_data_uri
 from camkit.tools.batch import method_slug
+from camkit.tools.output import OutputWriter
 
 __all__ = ["DEMO_SCENES", "DemoScene", "demo_scenes", "run_demo"]
 
@@ -67,11 +67,6 @@ def _with_boxes(
     return drawn
 
 
-def _write_rgb(path: Path, image: NDArray[np.uint8]) -> None:
-    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise OutputError(f"could not write {str(path)!r}")
-
-
 def _inside(explanation: Explanation, boxes: Sequence[tuple[int, int, int, int]]) -> bool:
     y, x = np.unravel_index(int(np.argmax(explanation.cam)), explanation.cam.shape)
     return any(x0 <= x < x1 and y0 <= y < y1 for x0, y0, x1, y1 in boxes)
@@ -96,6 +91,8 @@ def run_demo(
     methods: Sequence[str] = ("gradcam++", "gradcam"),
     alpha: float = 0.5,
     renderer: str | Renderer = "jet",
+    *,
+    overwrite: bool = False,
 ) -> Path:
     """Explain the demo scenes with each method and write overlays, a CSV and ``index.html``.
 
@@ -109,6 +106,15 @@ def run_demo(
         alpha: the heatmap's weight in the overlays.
         renderer: the overlays' renderer: a registered name (``"jet"``, ``"viridis"``, ...)
             or a :class:`~camkit.Renderer`.
+        overwrite: replace the files of an earlier demo in ``out_dir``.
+
+    Files are written by :class:`~camkit.tools.output.OutputWriter`'s rules (never through
+    a symbolic link, CSV cells neutralised); the planned files are checked before any work.
+
+    Raises:
+        ConfigurationError: no method, or two methods with the same file name.
+        OutputError: ``out_dir`` cannot be used (a file, or not writable), or, without
+            ``overwrite``, files of an earlier demo exist there.
     """
     if not methods:
         raise ConfigurationError("run_demo needs at least one method")
@@ -119,10 +125,15 @@ def run_demo(
             f"{slugs} in files. Give each method once."
         )
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    output = OutputWriter(out, overwrite=overwrite)
+    scenes = demo_scenes()
+    planned = [out / "index.html", out / "demo_report.csv"]
+    for scene in scenes:
+        planned.append(out / f"{scene.name}_original.png")
+        planned += [out / f"{scene.name}_{slug}.png" for slug in slugs]
+    output.check_planned(planned)
     model = load_model()
     names = list(model.class_names)
-    scenes = demo_scenes()
     images = [scene.image for scene in scenes]
     results: dict[str, list[Explanation]] = {}
     for method in methods:
@@ -133,8 +144,7 @@ def run_demo(
     shown = results[methods[0]][0].renderer
 
     rows: list[str] = []
-    with (out / "demo_report.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+    with output.open_csv(out / "demo_report.csv") as writer:
         writer.writerow(
             [
                 "scene",
@@ -150,7 +160,7 @@ def run_demo(
         )
         for i, scene in enumerate(scenes):
             original = f"{scene.name}_original.png"
-            _write_rgb(out / original, _with_boxes(scene.image, scene.boxes))
+            output.write_image(out / original, _with_boxes(scene.image, scene.boxes))
             cells = [
                 f'<td><img src="{original}" alt="{scene.name}"><br>'
                 f"{len(scene.boxes)} × {html.escape(names[scene.label])}</td>"
@@ -158,7 +168,7 @@ def run_demo(
             for method in methods:
                 e = results[method][i]
                 file = f"{scene.name}_{method_slug(method)}.png"
-                _write_rgb(out / file, e.overlay(alpha))
+                output.write_image(out / file, e.overlay(alpha))
                 hit = _inside(e, scene.boxes)
                 writer.writerow(
                     [
@@ -214,5 +224,5 @@ map's maximum falls inside a true box.</p>
 </html>
 """
     index = out / "index.html"
-    index.write_text(page, encoding="utf-8")
+    output.write_text(index, page)
     return index

@@ -4,6 +4,8 @@
   and a CSV report (:func:`~camkit.tools.batch.explain_files`);
 - :mod:`camkit.tools.html_report`: the page of a folder run, with thumbnails, sorting and
   filters (:func:`~camkit.tools.html_report.write_html_report`, ``camkit explain --html``);
+- :mod:`camkit.tools.output`: the one output writer every file goes through (no overwrite
+  unless asked, never through a symbolic link, neutral CSV cells, clean disk-full errors);
 - :mod:`camkit.tools.cli`: the ``camkit`` command (``explain``, ``layers``, ``demo``,
   ``evaluate``, ``plugins``), also run as ``python -m camkit.tools.cli``.
 

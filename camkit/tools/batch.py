@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
 
 import attrs
 import numpy as np
@@ -20,6 +18,7 @@ from camkit.errors import CamkitError, ConfigurationError, ImageSkippedWarning, 
 from camkit.explainer import Explainer
 from camkit.explanation import Explanation
 from camkit.preprocess import load_rgb
+from camkit.tools.output import CsvWriter, OutputWriter
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -27,11 +26,13 @@ __all__ = [
     "FileResult",
     "ImageJob",
     "ReportWriter",
+    "check_outputs",
     "explain_files",
     "find_images",
     "iter_explain_files",
     "method_slug",
     "plan_outputs",
+    "report_row",
 ]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
@@ -77,10 +78,21 @@ def _check_name_part(label: str, value: str) -> None:
 
 @attrs.frozen
 class ImageJob:
-    """One image to explain and where its overlay goes."""
+    """One image to explain and where its overlay goes.
+
+    ``root`` is the output folder the overlay is written below (:func:`plan_outputs` sets
+    it): no folder between it and the overlay may be a symbolic link. ``None`` takes the
+    overlay's own folder.
+    """
 
     source: Path
     output: Path
+    root: Path | None = None
+
+    @property
+    def output_root(self) -> Path:
+        """The output folder the overlay is written below."""
+        return self.output.parent if self.root is None else self.root
 
 
 @attrs.frozen(eq=False)
@@ -170,49 +182,111 @@ def plan_outputs(
             key = os.path.normcase(str(target.resolve())).lower()
             if key not in used:
                 used.add(key)
-                jobs.append(ImageJob(image, target))
+                jobs.append(ImageJob(image, target, out_root))
                 break
     return jobs
 
 
-class ReportWriter:
-    """Writes the CSV report row by row, flushed at once, so an interrupted run keeps
-    every row written so far."""
+def report_row(result: FileResult) -> list[object]:
+    """The cells of ``result``'s report row, in :data:`REPORT_COLUMNS` order.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = self.path.open("w", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._file)
-        self._writer.writerow(REPORT_COLUMNS)
-        self._file.flush()
+    Numbers stay numbers (the confidence rounded to 6 decimals) and missing values are
+    ``None``: :func:`~camkit.tools.output.neutralise_cell` turns them into text.
+    """
+    e = result.explanation
+    return [
+        result.image,
+        None if e is None else e.pred_class,
+        None if e is None else e.pred_name,
+        None if e is None else round(e.confidence, 6),
+        None if e is None else e.target,
+        None if e is None else e.layer,
+        result.heatmap,
+        result.error,
+    ]
+
+
+class ReportWriter(CsvWriter):
+    """Writes the CSV report (:data:`REPORT_COLUMNS`) row by row, each row whole and
+    straight to the operating system, so an interrupted run keeps every complete row.
+
+    The file is created by :class:`~camkit.tools.output.OutputWriter`'s rules: an existing
+    report is replaced only with ``overwrite``, never through a symbolic link, and cells a
+    spreadsheet would run as formulas are neutralised
+    (:func:`~camkit.tools.output.neutralise_cell`).
+
+    Raises:
+        OutputError: the report exists (without ``overwrite``) or cannot be created; a row
+            cannot be written (a full disk: the complete rows are kept).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        target = Path(path)
+        super().__init__(OutputWriter(target.parent, overwrite=overwrite), target, REPORT_COLUMNS)
 
     def write(self, result: FileResult) -> None:
-        """Append one row for ``result``."""
-        e = result.explanation
-        self._writer.writerow(
-            [
-                str(result.image),
-                "" if e is None else e.pred_class,
-                "" if e is None or e.pred_name is None else e.pred_name,
-                "" if e is None else f"{e.confidence:.6f}",
-                "" if e is None or e.target is None else e.target,
-                "" if e is None else e.layer,
-                "" if result.heatmap is None else str(result.heatmap),
-                result.error or "",
-            ]
-        )
-        self._file.flush()
-
-    def close(self) -> None:
-        """Close the file."""
-        self._file.close()
+        """Append one row for ``result`` (:func:`report_row`)."""
+        self.writerow(report_row(result))
 
     def __enter__(self) -> ReportWriter:
         return self
 
-    def __exit__(self, *_: object) -> None:
-        self.close()
+
+def check_outputs(
+    jobs: Sequence[ImageJob],
+    report: str | os.PathLike[str] | None = None,
+    *,
+    by_class: bool = False,
+    overwrite: bool = False,
+    extra: Sequence[str | os.PathLike[str]] = (),
+) -> None:
+    """Check, before any work, that the overlays of ``jobs``, the ``report`` and the
+    ``extra`` files (an HTML page) can be written
+    (:meth:`~camkit.tools.output.OutputWriter.check_planned`).
+
+    With ``by_class`` (``top``), the overlays' names end in ``_class<N>``, so the files
+    already there with such a name are the ones that count.
+
+    Raises:
+        OutputError: an output folder cannot be used, a folder on the way is a symbolic link,
+            or, without ``overwrite``, planned files exist (how many, and one of them).
+    """
+    planned: dict[Path, list[Path]] = {}
+    listed: dict[Path, list[str]] = {}
+    for job in jobs:
+        paths = planned.setdefault(job.output_root, [])
+        if not by_class:
+            paths.append(job.output)
+            continue
+        folder = job.output.parent
+        if folder not in listed:
+            real = os.path.isdir(folder) and not os.path.islink(folder)
+            listed[folder] = sorted(os.listdir(folder)) if real else []
+        pattern = re.compile(
+            re.escape(job.output.stem) + r"_class\d+" + re.escape(job.output.suffix)
+        )
+        paths += [folder / name for name in listed[folder] if pattern.fullmatch(name)]
+    for path in [*([report] if report is not None else []), *extra]:
+        planned.setdefault(Path(path).parent, []).append(Path(path))
+    for root, paths in planned.items():
+        writer = OutputWriter(root, overwrite=overwrite)
+        if by_class:  # the folders on the way to each overlay, which may not exist yet
+            writer.check_folders([job.output for job in jobs if job.output_root == root])
+        writer.check_planned(paths)
+
+
+class _OverlayWriters:
+    """One :class:`~camkit.tools.output.OutputWriter` per output folder."""
+
+    def __init__(self, overwrite: bool) -> None:
+        self.overwrite = overwrite
+        self._writers: dict[Path, OutputWriter] = {}
+
+    def for_job(self, job: ImageJob) -> OutputWriter:
+        root = job.output_root
+        if root not in self._writers:
+            self._writers[root] = OutputWriter(root, overwrite=self.overwrite)
+        return self._writers[root]
 
 
 def _skip(image: Path, error: BaseException) -> FileResult:
@@ -232,6 +306,7 @@ def iter_explain_files(
     save: bool = True,
     report: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
+    overwrite: bool = False,
 ) -> Iterator[FileResult]:
     """Explain image files in batches, yielding one :class:`FileResult` per job, in order
     (with ``top``, one per job and class, best score first).
@@ -241,6 +316,11 @@ def iter_explain_files(
     with ``error``) and the run goes on. Overlays are written as each batch finishes, and the
     CSV report, when ``report`` is given, gets each row as soon as it is known.
 
+    Every file is written by :class:`~camkit.tools.output.OutputWriter`'s rules. Before any
+    work (at the first result), :func:`check_outputs` checks the planned overlays and the
+    report: files that exist stop the run unless ``overwrite``. Nothing is written through a
+    symbolic link; cells that a spreadsheet would run as formulas are neutralised.
+
     Args:
         target: the class to explain in every image; ``None`` for each one's prediction.
         top: explain each image's ``top`` best classes from one forward
@@ -248,10 +328,14 @@ def iter_explain_files(
             in ``_class<N>`` before the extension; ``target`` is ignored.
         save: write each overlay to its job's output path.
         progress: show a tqdm bar; ``None`` shows it only when stderr is a terminal.
+        overwrite: replace overlays and a report that exist.
 
     Raises:
         ConfigurationError: ``batch_size`` or ``top`` < 1, or ``alpha`` outside ``[0, 1]``.
         TargetError: ``target`` is out of range for the model.
+        OutputError: planned outputs exist (without ``overwrite``) or cannot be written
+            (checked before any work), or the report cannot be written (a full disk: its
+            complete rows are kept).
     """
     if batch_size < 1:
         raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}")
@@ -260,7 +344,9 @@ def iter_explain_files(
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
         raise ConfigurationError(f"top must be an int >= 1 or None, got {top!r}")
     show = sys.stderr.isatty() if progress is None else progress
-    writer = ReportWriter(report) if report is not None else None
+    check_outputs(jobs if save else [], report, by_class=top is not None, overwrite=overwrite)
+    outputs = _OverlayWriters(overwrite) if save else None
+    writer = ReportWriter(report, overwrite=overwrite) if report is not None else None
     try:
         with tqdm(total=len(jobs), disable=not show, unit="img", desc="camkit") as bar:
             for start in range(0, len(jobs), batch_size):
@@ -280,7 +366,7 @@ def iter_explain_files(
                     strict=True,
                 ):
                     outcomes[position] = [
-                        _save(job, explanation, save, alpha, top is not None)
+                        _save(job, explanation, outputs, alpha, top is not None)
                         for explanation in group
                     ]
                 for i in range(len(chunk)):
@@ -308,16 +394,21 @@ def _explain(
 
 
 def _save(
-    job: ImageJob, explanation: Explanation, save: bool, alpha: float, by_class: bool
+    job: ImageJob,
+    explanation: Explanation,
+    outputs: _OverlayWriters | None,
+    alpha: float,
+    by_class: bool,
 ) -> FileResult:
-    """Write one overlay (named for its class with ``by_class``); an error becomes a row."""
+    """Write one overlay (named for its class with ``by_class``) unless ``outputs`` is
+    ``None``; an error becomes a row."""
     heatmap: Path | None = None
-    if save:
+    if outputs is not None:
         output = job.output
         if by_class:
             output = output.with_name(f"{output.stem}_class{explanation.target}{output.suffix}")
         try:
-            heatmap = explanation.save(output, alpha)
+            heatmap = outputs.for_job(job).write_image(output, explanation.overlay(alpha))
         except (OSError, CamkitError) as error:
             return _skip(job.source, error)
     return FileResult(job.source, heatmap, explanation, None)
@@ -334,6 +425,7 @@ def explain_files(
     save: bool = True,
     report: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
+    overwrite: bool = False,
 ) -> list[FileResult]:
     """Like :func:`iter_explain_files`, returning every result as a list."""
     return list(
@@ -347,5 +439,6 @@ def explain_files(
             save=save,
             report=report,
             progress=progress,
+            overwrite=overwrite,
         )
     )

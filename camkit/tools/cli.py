@@ -1,16 +1,19 @@
 """The ``camkit`` command: ``explain``, ``layers`` and ``plugins``.
 
 Exit status: 0 when every input was explained, 1 when some inputs failed (the rest were
-done), 2 for a usage error (unknown method, missing file, bad option) with a message.
+done), 2 for a usage error (unknown method, missing file, bad option) or an output that
+cannot be written (files that exist without ``--overwrite``, a full disk) with a message.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +25,21 @@ from camkit.errors import CamkitError, ImageSkippedWarning
 from camkit.explainer import Explainer
 from camkit.layers.structural import trace_calls
 from camkit.pipeline.fusion import FUSIONS
-from camkit.plugins.manager import list_plugins, list_registrations, list_renderers
+from camkit.plugins.manager import (
+    list_plugins,
+    list_registrations,
+    list_renderers,
+    resolve_method,
+)
 from camkit.preprocess import RESIZE_MODES, DataConfig
-from camkit.tools.batch import explain_files, find_images, method_slug, plan_outputs
+from camkit.tools.batch import (
+    check_outputs,
+    explain_files,
+    find_images,
+    method_slug,
+    plan_outputs,
+)
+from camkit.tools.html_report import HTML_INDEX, write_html_report
 
 __all__ = ["main"]
 
@@ -151,6 +166,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="write DIR/index.html: a page of thumbnails to sort, filter and open, that works "
         "offline (thumbnails in DIR/thumbs)",
     )
+    out.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace overlays and a report that exist (default: stop before any work)",
+    )
     out.add_argument("--batch-size", type=_positive_int, default=8, metavar="N")
     out.add_argument("--recursive", action="store_true", help="descend into subfolders")
     out.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -176,6 +196,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="a CAM method; repeat for several (default: gradcam++ and gradcam)",
     )
     demo.add_argument("--colormap", **_colormap_option())
+    demo.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the files of an earlier demo in DIR (default: stop before any work)",
+    )
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -230,6 +255,15 @@ def _run_explain(args: argparse.Namespace) -> int:
     images = find_images(args.paths, recursive=args.recursive)
     if not images:
         raise UsageError("no images found in " + ", ".join(map(repr, args.paths)))
+    # the outputs are checked before the model is built: files that exist stop the run
+    method = resolve_method(args.method)
+    slug = method_slug(method.name or type(method).__name__)
+    jobs = plan_outputs(images, args.out, suffix=f"_{slug}")
+    report = Path(args.out) / "gradcam_report.csv" if args.report else None
+    pages = [Path(args.out) / HTML_INDEX] if args.html else []
+    check_outputs(
+        jobs, report, by_class=args.top is not None, overwrite=args.overwrite, extra=pages
+    )
     explainer = _explainer(
         args,
         method=args.method,
@@ -239,8 +273,6 @@ def _run_explain(args: argparse.Namespace) -> int:
         aug_smooth=args.aug_smooth,
         eigen_smooth=args.eigen_smooth,
     )
-    jobs = plan_outputs(images, args.out, suffix=f"_{method_slug(explainer.method_name)}")
-    report = Path(args.out) / "gradcam_report.csv" if args.report else None
     failed = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ImageSkippedWarning)  # reported below instead
@@ -253,6 +285,7 @@ def _run_explain(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             report=report,
             progress=False if args.no_progress else None,
+            overwrite=args.overwrite,
         )
     for result in results:
         e = result.explanation
@@ -275,8 +308,6 @@ def _run_explain(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if args.html:
-        from camkit.tools.html_report import write_html_report
-
         page = write_html_report(
             results,
             args.out,
@@ -285,7 +316,7 @@ def _run_explain(args: argparse.Namespace) -> int:
             alpha=args.alpha,
             class_names=explainer.class_names,
             details={"model": args.model, "weights": args.weights or "none (random init)"},
-            overwrite=getattr(args, "overwrite", False),
+            overwrite=args.overwrite,
         )
         print(f"camkit explain: open {page.resolve().as_uri()}", file=sys.stderr)
     return EXIT_PARTIAL if failed else EXIT_OK
@@ -315,7 +346,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from camkit.demo.report import run_demo
 
     methods = args.method or ("gradcam++", "gradcam")
-    page = run_demo(args.out, methods=methods, renderer=args.colormap)
+    page = run_demo(args.out, methods=methods, renderer=args.colormap, overwrite=args.overwrite)
     print(f"camkit demo: open {page.resolve().as_uri()}")
     return EXIT_OK
 
@@ -344,8 +375,31 @@ def _run_plugins(_: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@contextlib.contextmanager
+def _safe_streams() -> Iterator[None]:
+    """Let stdout and stderr print any text: characters their encoding cannot take (a file
+    name that is not UTF-8 holds ``\\udcXX`` escapes) are printed as backslash escapes
+    instead of raising ``UnicodeEncodeError``."""
+    changed = []
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="backslashreplace")
+            changed.append(stream)
+    try:
+        yield
+    finally:
+        for stream in changed:
+            with contextlib.suppress(ValueError):  # closed meanwhile
+                stream.reconfigure(errors="strict")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``camkit`` command; returns the exit status."""
+    with _safe_streams():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     handlers = {
@@ -363,6 +417,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces the closed stream
         return EXIT_OK
+    except OSError as error:  # the file system refused something: a message, not a traceback
+        print(f"camkit {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ images' sizes.
 
 from __future__ import annotations
 
-import errno
 import html
 import json
 import math
@@ -34,6 +33,7 @@ from camkit.explanation import Explanation
 from camkit.render.base import Renderer
 from camkit.render.colorbar import colorbar_data_uri
 from camkit.tools.batch import FileResult
+from camkit.tools.output import OutputWriter
 
 __all__ = [
     "HTML_INDEX",
@@ -85,64 +85,14 @@ class ReportRow:
 
 
 def _write_bytes(path: Path, data: bytes, *, root: Path, overwrite: bool = False) -> None:
-    """Write ``data`` to a new file ``path`` below ``root``: the one place this module writes.
-
-    Missing folders are created. No folder between ``root`` and the file may be a symbolic
-    link, and the file itself is opened without following one (``O_NOFOLLOW``). An existing
-    file is an error unless ``overwrite``, which replaces it by a rename (never a symlink).
+    """Write ``data`` to ``path`` below ``root`` through camkit's one output writer
+    (:class:`~camkit.tools.output.OutputWriter`): the one place this module writes.
 
     Raises:
         OutputError: the file exists (without ``overwrite``), a symbolic link is in the way,
             or the file system refused the write.
     """
-    advice = "pass --overwrite (overwrite=True) to replace it, or choose another output folder"
-    try:
-        relative = path.parent.relative_to(root)
-    except ValueError:
-        relative = Path()
-    folder = root
-    for part in relative.parts:
-        folder = folder / part
-        if folder.is_symlink():
-            raise OutputError(
-                f"{str(folder)!r} is a symbolic link; camkit never writes through one. "
-                "Remove it or choose another output folder"
-            )
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    target = path
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if os.path.lexists(path):
-            if path.is_symlink():
-                raise OutputError(
-                    f"{str(path)!r} is a symbolic link; camkit never writes through one. "
-                    "Remove it or choose another output folder"
-                )
-            if not overwrite:
-                raise OutputError(f"{str(path)!r} already exists; {advice}")
-            target = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        descriptor = os.open(target, flags, 0o666)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        if target != path:
-            os.replace(target, path)
-    except OutputError:
-        raise
-    except OSError as error:
-        if target != path and os.path.lexists(target):
-            os.unlink(target)
-        if error.errno == errno.EEXIST:
-            raise OutputError(f"{str(path)!r} already exists; {advice}") from error
-        if error.errno == errno.ELOOP:
-            raise OutputError(
-                f"{str(path)!r} is a symbolic link; camkit never writes through one. "
-                "Remove it or choose another output folder"
-            ) from error
-        raise OutputError(
-            f"could not write {str(path)!r}: {error.strerror or error}; check that the output "
-            "folder is writable and the disk has room"
-        ) from error
+    OutputWriter(root, overwrite=overwrite).write_bytes(path, data)
 
 
 def _text(value: object) -> str:

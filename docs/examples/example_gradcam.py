@@ -65,6 +65,7 @@ def main(workdir: str = "camkit_example") -> None:
         backbone="resnet50",
         input_shape=(224, 224),
         output_path="cam_output/sample_gradcam.jpg",
+        overwrite=True,  # replace the file of an earlier run (camkit never does unasked)
         alpha=0.5,
         cuda=torch.cuda.is_available(),
         return_image=True,
@@ -82,12 +83,13 @@ def main(workdir: str = "camkit_example") -> None:
         input_shape=(224, 224),
         cuda=torch.cuda.is_available(),
         progress=False,
+        overwrite=True,
     )
     done = sum(r["error"] is None for r in results)
     print(f"2. processed {done} of {len(results)} images -> cam_output/batch_analysis/")
 
     # 3. Quick mode: every default (inception_resnet_v2, 299x299, model_data/cls_classes.txt)
-    result = quick_gradcam("datasets/test/1/sample_1.jpg", "test_gradcam.jpg")
+    result = quick_gradcam("datasets/test/1/sample_1.jpg", "test_gradcam.jpg", overwrite=True)
     print(f"3. quick: {result['pred_name']} ({result['confidence']:.3f}) -> test_gradcam.jpg")
 
     # 4. Several models compared on one image
@@ -98,6 +100,7 @@ def main(workdir: str = "camkit_example") -> None:
             backbone=backbone,
             input_shape=(299, 299) if backbone == "inception_resnet_v2" else (224, 224),
             output_path=f"cam_output/compare/{backbone}_gradcam.jpg",
+            overwrite=True,
             cuda=torch.cuda.is_available(),
         )
         print(
