@@ -247,13 +247,6 @@ def _run_explain(args: argparse.Namespace) -> int:
     images = find_images(
         args.paths, recursive=not args.no_recursive, exclude=[args.out], allow_empty=False
     )
-    if not args.weights and not is_factory_spec(args.model):
-        print(
-            f"camkit explain: warning: no --weights, so {args.model} has random weights and "
-            "its predictions and maps are meaningless; pass --weights FILE (your trained "
-            "checkpoint), or --model path/to/file.py:factory for a model that loads its own",
-            file=sys.stderr,
-        )
     explainer = _explainer(
         args,
         method=args.method,
@@ -263,6 +256,13 @@ def _run_explain(args: argparse.Namespace) -> int:
         aug_smooth=args.aug_smooth,
         eigen_smooth=args.eigen_smooth,
     )
+    if not args.weights and not is_factory_spec(args.model):
+        print(
+            f"camkit explain: warning: no --weights, so {args.model} has random weights and "
+            "its predictions and maps are meaningless; pass --weights FILE (your trained "
+            "checkpoint), or --model path/to/file.py:factory for a model that loads its own",
+            file=sys.stderr,
+        )
     jobs = plan_outputs(images, args.out, suffix=f"_{method_slug(explainer.method_name)}")
     report = Path(args.out) / "gradcam_report.csv" if args.report else None
     failed = 0
