@@ -367,6 +367,18 @@ def not_a_model():
 
 def needs_arguments(depth):
     return Net()
+
+
+def labelled():
+    model = build()
+    model.pretrained_cfg = {"label_names": ["cat", "dog", "fox"]}
+    return model
+
+
+def labelled_wrongly():
+    model = build()
+    model.pretrained_cfg = {"label_names": ["cat", "dog"]}
+    return model
 """
 
 
@@ -674,3 +686,29 @@ def test_a_failing_image_becomes_a_row_and_the_run_goes_on(
     assert [float(rows[i]["confidence"]) for i in (0, 2)] == pytest.approx(
         [e.confidence for e in batch], abs=1e-5
     )
+
+
+def test_model_declared_label_names_and_module_import_errors(
+    files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model whose pretrained_cfg lists as many label_names as it has classes is named by
+    them; a list of another length is ignored. A module that imports a missing package is
+    a usage error naming that package."""
+    model_file = write_model_file(tmp_path / "models")
+    out = tmp_path / "out"
+    image = str(files / "good" / "a.jpg")
+    for factory, names in (("labelled", {"cat", "dog", "fox"}), ("labelled_wrongly", {""})):
+        args = ["--model", f"{model_file}:{factory}", *SMALL, "--out", str(out), "--report"]
+        assert main(["explain", image, *args]) == 0
+        rows = list(csv.DictReader((out / "gradcam_report.csv").open()))
+        assert rows[0]["pred_name"] in names
+        shutil.rmtree(out)
+    capsys.readouterr()
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "cli_needs_dependency.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(site))
+    assert main(["explain", image, "--model", "cli_needs_dependency:build", *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert "importing module 'cli_needs_dependency' of 'cli_needs_dependency:build' failed: " in err
+    assert "it imports 'no_such_dependency_xyz', which is not installed" in err
