@@ -148,6 +148,29 @@ class DataConfig:
             interpolation = default.interpolation
         return cls(enforced or input_size, mean, std, interpolation)  # type: ignore[arg-type]
 
+    def describe(self) -> str:
+        """The preprocessing in one line, as the CLI prints it and its report records it.
+
+        The fit (``stretch to``, ``centre crop to`` or ``letterbox on grey <fill> to``), the
+        input size ``HxW`` (with ``(HxW)`` after it when not square), the interpolation, and
+        ``ImageNet mean/std`` or the values: ``stretch to 224x224, bilinear, ImageNet
+        mean/std``; ``centre crop to 256x192 (HxW), bicubic, mean (0.5, 0.5, 0.5), std (0.5,
+        0.5, 0.5)``.
+        """
+        height, width = self.input_size
+        fit = {
+            "stretch": "stretch to",
+            "crop": "centre crop to",
+            "letterbox": f"letterbox on grey {self.fill} to",
+        }[self.resize]
+        size = f"{height}x{width}" + ("" if height == width else " (HxW)")
+        if (self.mean, self.std) == (IMAGENET_MEAN, IMAGENET_STD):
+            stats = "ImageNet mean/std"
+        else:
+            mean, std = (", ".join(f"{v:g}" for v in values) for values in (self.mean, self.std))
+            stats = f"mean ({mean}), std ({std})"
+        return f"{fit} {size}, {self.interpolation}, {stats}"
+
     def placement(self, original_size: tuple[int, int]) -> Placement:
         """Where an image of ``original_size`` ``(H, W)`` lies in the input."""
         height, width = self.input_size

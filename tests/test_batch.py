@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +11,19 @@ import pytest
 import torch
 from PIL import Image
 from tiny_models import SmallCNN
+from torch import Tensor, nn
 
-from camkit import Explainer
-from camkit.errors import ConfigurationError, ImageSkippedWarning, InputError
+from camkit import DataConfig, Explainer
+from camkit.errors import (
+    ConfigurationError,
+    ImageSkippedWarning,
+    InputError,
+    MethodError,
+    TargetError,
+)
 from camkit.tools.batch import (
     REPORT_COLUMNS,
+    ImageJob,
     explain_files,
     find_images,
     iter_explain_files,
@@ -50,14 +59,65 @@ def folder(tmp_path: Path) -> Path:
 
 
 def test_find_images_by_extension(folder: Path) -> None:
-    names = sorted(p.relative_to(folder).as_posix() for p, _ in find_images([folder]))
+    """Subfolders are searched by default; ``recursive=False`` keeps to the folder."""
+    flat = find_images([folder], recursive=False)
+    names = sorted(p.relative_to(folder).as_posix() for p, _ in flat)
     assert names == sorted(
         ["a.jpg", "B.PNG", "grey.bmp", "a.png", "other.webp", "fake.jpg", "empty.png", "cut.jpg"]
     )
-    deep = sorted(p.relative_to(folder).as_posix() for p, _ in find_images([folder], True))
+    deep = sorted(p.relative_to(folder).as_posix() for p, _ in find_images([folder]))
     assert deep == sorted([*names, "sub/a.jpg"])
+    assert {root for _, root in find_images([folder])} == {folder}  # mirrored from the root
     with pytest.raises(InputError, match="no such file or folder"):
         find_images([folder / "missing"])
+
+
+def test_find_images_leaves_out_the_output_folder(folder: Path) -> None:
+    """An output folder inside the input folder is not searched, so a second run does not
+    explain the first one's overlays; the searched folder itself is never left out."""
+    write_image(folder / "cam_output" / "a_gradcampp.jpg")
+    write_image(folder / "cam_output" / "sub" / "a_gradcampp.jpg")
+    everything = {p.relative_to(folder).as_posix() for p, _ in find_images([folder])}
+    assert {"cam_output/a_gradcampp.jpg", "cam_output/sub/a_gradcampp.jpg"} <= everything
+    kept = {
+        p.relative_to(folder).as_posix()
+        for p, _ in find_images([folder], exclude=[folder / "sub" / ".." / "cam_output"])
+    }
+    assert kept == everything - {"cam_output/a_gradcampp.jpg", "cam_output/sub/a_gradcampp.jpg"}
+    assert "sub/a.jpg" in kept
+    assert len(find_images([folder], exclude=[folder])) == len(everything)
+    assert len(find_images([folder / "sub"], exclude=[folder])) == 1  # above: not left out
+
+
+def test_finding_no_image_is_an_error_that_says_why(tmp_path: Path) -> None:
+    """``allow_empty=False``: where camkit looked, how, what counts, and what it passed over."""
+    root = tmp_path / "datasets"
+    (root / "test").mkdir(parents=True)
+    assert find_images([root]) == []  # the default: an empty list
+    with pytest.raises(InputError) as info:
+        find_images([root], allow_empty=False)
+    message = str(info.value)
+    assert f"no images found in {str(root)!r}, searched with their subfolders" in message
+    assert ".jpeg, .jpg, .png, .tif, .tiff, .webp (any case)" in message
+    assert "other file" not in message and "left out" not in message
+    (root / "notes.txt").write_text("x")
+    (root / "test" / "scan.heic").write_bytes(b"x")
+    with pytest.raises(
+        InputError,
+        match=r"2 other file\(s\) were passed over, with "
+        r"extensions \.heic, \.txt",
+    ):
+        find_images([root], allow_empty=False)
+    write_image(root / "test" / "cat" / "x.jpg")
+    with pytest.raises(InputError) as info:
+        find_images([root], recursive=False, allow_empty=False)
+    message = str(info.value)
+    assert "searched without subfolders (recursion off)" in message
+    assert "1 other file(s) were passed over, with extensions .txt" in message
+    assert "1 subfolder(s) were not searched: turn recursion back on" in message
+    assert len(find_images([root], allow_empty=False)) == 1
+    with pytest.raises(InputError, match=r"the output folder '.*test' was left out"):
+        find_images([root], exclude=[root / "test"], allow_empty=False)
 
 
 def test_output_names_never_collide_or_escape(folder: Path, tmp_path: Path) -> None:
@@ -165,3 +225,120 @@ def test_batch_argument_checks(tmp_path: Path) -> None:
         explain_files(explainer, [], batch_size=0)
     with pytest.raises(ValueError, match="alpha must lie"):
         explain_files(explainer, [], alpha=3.0)
+
+
+class Picky(nn.Module):
+    """SmallCNN that raises ``error`` for any batch holding an image brighter than the
+    threshold (mean of the normalised input above 1)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = SmallCNN()
+        self.error = error
+
+    def forward(self, x: Tensor) -> Tensor:
+        if (x.mean(dim=(1, 2, 3)) > 1.0).any():
+            raise self.error
+        return self.net(x)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def some_bright(tmp_path: Path) -> list[ImageJob]:
+    """Seven images, the 2nd and 5th bright (normalised mean about 2), one unreadable."""
+    root = tmp_path / "mixed"
+    for i in range(6):
+        path = write_image(root / f"{i}.png", size=(30 + i, 28))
+        if i in (1, 4):
+            Image.fromarray(np.full((28, 30 + i, 3), 250, np.uint8)).save(path)
+    (root / "6.png").write_text("not an image")
+    return plan_outputs(find_images([root]), tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [RuntimeError("too bright for this model"), MethodError("non-finite map for this image")],
+)
+def test_a_failing_batch_is_retried_one_by_one(
+    some_bright: list[ImageJob], tmp_path: Path, error: Exception
+) -> None:
+    """A batch that raises is explained again image by image: every image gets a row, the
+    failures with their error, the others with the results a batch of only them gives."""
+    explainer = Explainer(Picky(error), device="cpu", class_names=["x", "y", "z"])
+    report = tmp_path / "out" / "report.csv"
+    with pytest.warns(ImageSkippedWarning):
+        results = explain_files(explainer, some_bright, batch_size=3, report=report)
+    assert [r.image.name for r in results] == [f"{i}.png" for i in range(7)]
+    assert [r.ok for r in results] == [True, False, True, True, False, True, False]
+    message = f"{type(error).__name__}: {error}"
+    assert [r.error for r in results if not r.ok][:2] == [message, message]
+    rows = list(csv.DictReader(report.open(encoding="utf-8")))
+    assert [row["error"] for row in rows][:2] == ["", message]
+    assert [bool(row["heatmap"]) for row in rows] == [r.ok for r in results]
+    good = [job for job, r in zip(some_bright, results, strict=True) if r.ok]
+    alone = explain_files(explainer, good, batch_size=8, save=False)  # one batch, no failure
+    assert all(r.ok for r in alone)
+    for kept, reference in zip([r for r in results if r.ok], alone, strict=True):
+        assert kept.explanation is not None and reference.explanation is not None
+        assert kept.explanation.pred_class == reference.explanation.pred_class
+        assert kept.explanation.confidence == pytest.approx(reference.explanation.confidence)
+        np.testing.assert_allclose(
+            kept.explanation.raw, reference.explanation.raw, rtol=1e-4, atol=1e-6
+        )
+        assert kept.heatmap is not None and kept.heatmap.is_file()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TargetError("target out of range"),
+        ConfigurationError("bad option"),
+        TypeError("a bug"),
+        KeyboardInterrupt(),
+    ],
+)
+def test_run_wide_errors_stop_the_run(
+    some_bright: list[ImageJob], tmp_path: Path, error: BaseException
+) -> None:
+    """Errors that concern the run (its options) or are not camkit's or the model's
+    (a bug, Ctrl-C) are not turned into rows; the report keeps its header."""
+    explainer = Explainer(Picky(error), device="cpu")  # type: ignore[arg-type]
+    report = tmp_path / "out" / "report.csv"
+    with pytest.raises(type(error)), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ImageSkippedWarning)
+        explain_files(explainer, some_bright, batch_size=3, report=report)
+    assert report.read_text(encoding="utf-8").splitlines() == [",".join(REPORT_COLUMNS)]
+
+
+def test_report_records_the_preprocessing(folder: Path, tmp_path: Path) -> None:
+    """Every row, errors included, says how images were fitted to the model."""
+    config = DataConfig((48, 32), resize="crop", interpolation="bicubic")
+    explainer = Explainer(SmallCNN(), device="cpu", data_config=config)
+    jobs = plan_outputs(find_images([folder]), tmp_path / "out")
+    report = tmp_path / "report.csv"
+    with pytest.warns(ImageSkippedWarning):
+        results = explain_files(explainer, jobs, report=report, save=False)
+    rows = list(csv.DictReader(report.open(encoding="utf-8")))
+    described = "centre crop to 48x32 (HxW), bicubic, ImageNet mean/std"
+    assert {row["preprocessing"] for row in rows} == {described}
+    assert any(row["error"] for row in rows) and {r.preprocessing for r in results} == {described}
+    custom = Explainer(SmallCNN(), device="cpu", transform=lambda image: torch.zeros(3, 8, 8))
+    assert explain_files(custom, jobs[:1], save=False)[0].preprocessing == "custom transform"
+
+
+@pytest.mark.parametrize(
+    ("config", "text"),
+    [
+        (DataConfig(), "stretch to 224x224, bilinear, ImageNet mean/std"),
+        (
+            DataConfig((299, 299), resize="crop"),
+            "centre crop to 299x299, bilinear, ImageNet mean/std",
+        ),
+        (
+            DataConfig((64, 80), (0.5, 0.5, 0.5), (0.25, 0.5, 1.0), "nearest", "letterbox", 0),
+            "letterbox on grey 0 to 64x80 (HxW), nearest, mean (0.5, 0.5, 0.5), std (0.25, 0.5, 1)",
+        ),
+    ],
+)
+def test_data_config_describe(config: DataConfig, text: str) -> None:
+    assert config.describe() == text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import errno
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import torch
 from PIL import Image
 
 import camkit
+from camkit import DataConfig, Explainer
 from camkit.errors import PluginConflictError
 from camkit.render import ColormapRenderer
 from camkit.tools import cli
@@ -514,3 +516,390 @@ def test_demo_refuses_to_overwrite_without_the_flag(
     assert [p.name for p in tmp_path.iterdir()] == ["index.html"]
     assert main(["demo", "--out", str(tmp_path), "--method", "gradcam", "--overwrite"]) == 0
     assert "<!DOCTYPE html>" in (tmp_path / "index.html").read_text()
+
+
+MODEL_FILE = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, classes=3):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU()
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, classes)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.features(x)).flatten(1))
+
+
+def build():
+    torch.manual_seed(0)
+    return Net()
+
+
+def build_five():
+    return Net(5)
+
+
+class Registry:
+    build = staticmethod(build)
+
+
+NOT_CALLABLE = 3
+
+
+def not_a_model():
+    return "model.pth"
+
+
+def needs_arguments(depth):
+    return Net()
+
+
+def labelled():
+    model = build()
+    model.pretrained_cfg = {"label_names": ["cat", "dog", "fox"]}
+    return model
+
+
+def labelled_wrongly():
+    model = build()
+    model.pretrained_cfg = {"label_names": ["cat", "dog"]}
+    return model
+"""
+
+
+def write_model_file(folder: Path, name: str = "mynet.py") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(MODEL_FILE)
+    return path
+
+
+def reference_net(folder: Path, state: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
+    """The factory's model, built here the way the CLI builds it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reference_net", write_model_file(folder))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model: torch.nn.Module = module.build()
+    if state is not None:
+        model.load_state_dict(state)
+    return model.eval()
+
+
+SMALL = ["--input-size", "32", "32", "--device", "cpu", "--no-progress"]
+
+
+def test_model_from_a_file_factory(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--model path/to/file.py:factory builds the user's model; the results are the Python
+    API's on the factory's model; no class names: pred_name empty, no '(N)' after pred."""
+    spec = f"{write_model_file(tmp_path / 'models')}:build"
+    out = tmp_path / "out"
+    code = main(
+        ["explain", str(files / "good"), "--model", spec, *SMALL, "--out", str(out), "--report"]
+    )
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err  # a factory may load its own weights
+    rows = list(csv.DictReader((out / "gradcam_report.csv").open()))
+    model = reference_net(tmp_path / "ref")
+    config = DataConfig((32, 32))
+    explainer = Explainer(model, device="cpu", data_config=config)
+    for row, name in zip(rows, ("a.jpg", "b.png"), strict=True):
+        expected = explainer.explain(files / "good" / name)
+        assert int(row["pred_class"]) == expected.pred_class
+        assert float(row["confidence"]) == pytest.approx(expected.confidence, abs=1e-5)
+        assert row["pred_name"] == "" and row["layer"] == expected.layer
+        assert f"pred={expected.pred_class} conf=" in captured.out
+    assert "(" not in captured.out.split("pred=")[1].split("conf=")[0]
+
+
+def test_model_from_a_module_factory_with_weights_and_classes(
+    files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--model package.module:factory (dotted attributes too) with --weights on top: the
+    checkpoint's weights are used, in any of the checkpoint formats, and --classes names
+    the predictions in the report and on stdout."""
+    package = tmp_path / "site" / "cli_test_models"
+    write_model_file(package, "nets.py")
+    (package / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    torch.manual_seed(7)
+    trained = reference_net(tmp_path / "ref").state_dict()
+    trained = {k: torch.randn_like(v) for k, v in trained.items()}
+    weights = tmp_path / "trained.pth"
+    torch.save({"model_state_dict": {f"module.{k}": v for k, v in trained.items()}}, weights)
+    classes = tmp_path / "classes.txt"
+    classes.write_text("cat\ndog\nfox\n")
+    out = tmp_path / "out"
+    args = ["--weights", str(weights), "--classes", str(classes), *SMALL, "--out", str(out)]
+    spec = "cli_test_models.nets:Registry.build"
+    assert main(["explain", str(files / "good"), "--model", spec, *args, "--report"]) == 0
+    captured = capsys.readouterr()
+    rows = list(csv.DictReader((out / "gradcam_report.csv").open()))
+    explainer = Explainer(
+        reference_net(tmp_path / "ref", trained),
+        device="cpu",
+        data_config=DataConfig((32, 32)),
+        class_names=["cat", "dog", "fox"],
+    )
+    for row, name in zip(rows, ("a.jpg", "b.png"), strict=True):
+        expected = explainer.explain(files / "good" / name)
+        assert float(row["confidence"]) == pytest.approx(expected.confidence, abs=1e-5)
+        assert row["pred_name"] == expected.pred_name and expected.pred_name in captured.out
+        assert f"pred={expected.pred_class} ({expected.pred_name}) conf=" in captured.out
+    untrained = Explainer(
+        reference_net(tmp_path / "ref"), device="cpu", data_config=DataConfig((32, 32))
+    )
+    assert float(rows[0]["confidence"]) != pytest.approx(
+        untrained.explain(files / "good" / "a.jpg").confidence, abs=1e-4
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            "{dir}/missing.py:build",
+            "model file '{dir}/missing.py' of '{dir}/missing.py:build' is not found",
+        ),
+        ("{dir}:build", "is neither a Python file (ending in .py) nor a module name"),
+        ("no_such_camkit_models.nets:build", "cannot import module 'no_such_camkit_models.nets'"),
+        ("{file}:nosuch", "has no attribute 'nosuch'; name the function (or class) that builds"),
+        ("{file}:NOT_CALLABLE", "'NOT_CALLABLE' is a int, not a callable"),
+        ("{file}:not_a_model", "returned a str, not a torch.nn.Module"),
+        ("{file}:needs_arguments", "raised TypeError: needs_arguments() missing 1 required"),
+        ("{broken}:build", "raised NameError: name 'undefined_name' is not defined"),
+    ],
+)
+def test_factory_errors_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str, message: str
+) -> None:
+    model_file = write_model_file(tmp_path / "models")
+    broken = tmp_path / "broken.py"
+    broken.write_text("undefined_name\n")
+    values = {"dir": str(tmp_path), "file": str(model_file), "broken": str(broken)}
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(image)
+    code = main(
+        [
+            "explain",
+            str(image),
+            "--model",
+            spec.format(**values),
+            *SMALL,
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "camkit explain: error:" in err and message.format(**values) in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_factory_weights_that_do_not_fit_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A checkpoint for another head or architecture, and a class file of another length,
+    are usage errors with the counts and keys named."""
+    model_file = write_model_file(tmp_path / "models")
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(image)
+    five = reference_net(tmp_path / "ref")
+    five.fc = torch.nn.Linear(8, 5)
+    torch.save(five.state_dict(), tmp_path / "five.pth")
+    torch.save({"other.weight": torch.zeros(2)}, tmp_path / "other.pth")
+    base = ["explain", str(image), "--model", f"{model_file}:build", *SMALL]
+    assert main([*base, "--weights", str(tmp_path / "five.pth")]) == 2
+    err = capsys.readouterr().err
+    assert "the checkpoint head has 5 classes (fc.weight: 5x8) but the model's head has 3" in err
+    assert "Make the factory build the model with the checkpoint's class count" in err
+    assert main([*base, "--weights", str(tmp_path / "other.pth")]) == 2
+    err = capsys.readouterr().err
+    assert "6 keys of the model missing from the checkpoint" in err
+    assert "1 unexpected key in the checkpoint: 'other.weight'" in err
+    (tmp_path / "two.txt").write_text("a\nb\n")
+    assert main([*base, "--classes", str(tmp_path / "two.txt")]) == 2
+    assert "lists 2 classes but the head of the model of" in capsys.readouterr().err
+
+
+def test_missing_weights_warn(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --weights a named backbone has random weights: one warning line on stderr;
+    with --weights, none."""
+    args = [
+        "--model",
+        "resnet18",
+        "--input-size",
+        "32",
+        "32",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path),
+    ]
+    assert main(["explain", str(files / "good" / "a.jpg"), *args]) == 0
+    warnings_ = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warnings_ == [
+        "camkit explain: warning: no --weights, so resnet18 has random weights and its "
+        "predictions and maps are meaningless; pass --weights FILE (your trained checkpoint), "
+        "or --model path/to/file.py:factory for a model that loads its own"
+    ]
+    assert (
+        main(
+            [
+                "explain",
+                str(files / "good" / "a.jpg"),
+                *model_args(files),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 0
+    )
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_folders_are_searched_recursively_by_default(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seed's datasets/test/<class>/ layout needs no flag; --no-recursive turns that off
+    and finding nothing is exit 2 saying why; an --out inside the input is not searched."""
+    data = tmp_path / "datasets" / "test"
+    for label in ("cat", "dog"):
+        (data / label).mkdir(parents=True)
+        shutil.copy(files / "good" / "a.jpg", data / label / "x.jpg")
+    planted = data / "cam_output" / "old_gradcampp.jpg"  # an earlier run's overlay
+    planted.parent.mkdir()
+    shutil.copy(files / "good" / "a.jpg", planted)
+    monkeypatch.chdir(data)
+    assert main(["explain", ".", *model_args(files), "--out", "cam_output", "--report"]) == 0
+    with Path("cam_output/gradcam_report.csv").open() as report:
+        rows = list(csv.DictReader(report))
+    assert [Path(r["image"]).as_posix() for r in rows] == ["cat/x.jpg", "dog/x.jpg"]
+    assert sorted(p.as_posix() for p in Path("cam_output").rglob("*_gradcampp.jpg")) == [
+        "cam_output/cat/x_gradcampp.jpg",
+        "cam_output/dog/x_gradcampp.jpg",
+        "cam_output/old_gradcampp.jpg",
+    ]
+    assert "explained 2 of 2 images" in capsys.readouterr().err
+    code = main(["explain", ".", *model_args(files), "--out", str(tmp_path / "o2"), "--recursive"])
+    assert code == 0  # the old flag is still accepted
+    capsys.readouterr()
+    assert main(["explain", ".", *model_args(files), "--no-recursive"]) == 2
+    err = capsys.readouterr().err
+    assert "camkit explain: error: no images found in '.', searched without subfolders" in err
+    assert ".jpg, .png, .tif, .tiff, .webp (any case)" in err
+    assert "3 subfolder(s) were not searched: turn recursion back on (drop --no-recursive" in err
+
+
+def test_names_preprocessing_and_layer_messages(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No class file: pred_name is empty in the report and stdout prints pred=N alone; the
+    summary and every report row give the preprocessing; a layer typo speaks of --layer."""
+    out = tmp_path / "out"
+    args = [
+        "--model",
+        "resnet18",
+        "--input-size",
+        "32",
+        "48",
+        "--device",
+        "cpu",
+        "--resize",
+        "crop",
+    ]
+    assert main(["explain", str(files / "mixed"), *args, "--out", str(out), "--report"]) == 1
+    captured = capsys.readouterr()
+    described = "centre crop to 32x48 (HxW), bicubic, ImageNet mean/std"
+    assert f"; preprocessing: {described}; report:" in captured.err
+    rows = list(csv.DictReader((out / "gradcam_report.csv").open()))
+    assert [r["preprocessing"] for r in rows] == [described, described]  # error row too
+    assert rows[1]["pred_class"] and rows[1]["pred_name"] == ""
+    pred = rows[1]["pred_class"]
+    assert f"pred={pred} conf=" in captured.out and f"({pred})" not in captured.out
+    assert main(["explain", str(files / "good"), *model_args(files), "--layer", "layr4"]) == 2
+    err = capsys.readouterr().err
+    assert "layer 'layr4' not found in ResNet; closest existing names: 'layer4'" in err
+    assert "--layer on the command line" in err
+
+
+def test_a_failing_image_becomes_a_row_and_the_run_goes_on(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model that raises on one image of a batch: exit 1, that image's row holds the
+    error, the others are explained as a batch without it explains them."""
+    model_file = write_model_file(tmp_path / "models")
+    with model_file.open("a") as extra:
+        extra.write(
+            "\n\nclass Picky(Net):\n"
+            "    def forward(self, x):\n"
+            "        if (x.mean(dim=(1, 2, 3)) > 1.0).any():\n"
+            "            raise RuntimeError('too bright')\n"
+            "        return super().forward(x)\n\n\n"
+            "def picky():\n"
+            "    torch.manual_seed(0)\n"
+            "    return Picky()\n"
+        )
+    folder = tmp_path / "images"
+    folder.mkdir()
+    shutil.copy(files / "good" / "a.jpg", folder / "1.jpg")
+    Image.fromarray(np.full((30, 30, 3), 250, np.uint8)).save(folder / "2.png")
+    shutil.copy(files / "good" / "b.png", folder / "3.png")
+    out = tmp_path / "out"
+    args = ["--model", f"{model_file}:picky", *SMALL, "--out", str(out), "--report"]
+    assert main(["explain", str(folder), *args]) == 1
+    captured = capsys.readouterr()
+    assert f"camkit: failed {folder / '2.png'}: RuntimeError: too bright" in captured.err
+    assert "explained 2 of 3 images" in captured.err
+    rows = list(csv.DictReader((out / "gradcam_report.csv").open()))
+    assert [(Path(r["image"]).name, r["error"]) for r in rows] == [
+        ("1.jpg", ""),
+        ("2.png", "RuntimeError: too bright"),
+        ("3.png", ""),
+    ]
+    explainer = Explainer(
+        reference_net(tmp_path / "ref"), device="cpu", data_config=DataConfig((32, 32))
+    )
+    batch = explainer.explain_batch([folder / "1.jpg", folder / "3.png"])
+    assert [float(rows[i]["confidence"]) for i in (0, 2)] == pytest.approx(
+        [e.confidence for e in batch], abs=1e-5
+    )
+
+
+def test_model_declared_label_names_and_module_import_errors(
+    files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model whose pretrained_cfg lists as many label_names as it has classes is named by
+    them; a list of another length is ignored. A module that imports a missing package is
+    a usage error naming that package."""
+    model_file = write_model_file(tmp_path / "models")
+    out = tmp_path / "out"
+    image = str(files / "good" / "a.jpg")
+    for factory, names in (("labelled", {"cat", "dog", "fox"}), ("labelled_wrongly", {""})):
+        args = ["--model", f"{model_file}:{factory}", *SMALL, "--out", str(out), "--report"]
+        assert main(["explain", image, *args]) == 0
+        rows = list(csv.DictReader((out / "gradcam_report.csv").open()))
+        assert rows[0]["pred_name"] in names
+        shutil.rmtree(out)
+    capsys.readouterr()
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "cli_needs_dependency.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(site))
+    assert main(["explain", image, "--model", "cli_needs_dependency:build", *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert "importing module 'cli_needs_dependency' of 'cli_needs_dependency:build' failed: " in err
+    assert "it imports 'no_such_dependency_xyz', which is not installed" in err

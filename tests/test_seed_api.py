@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 import warnings
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import torch
 from PIL import Image
 
 from camkit import DataConfig, Explainer, generate_gradcam, generate_gradcam_batch
-from camkit.errors import DeviceFallbackWarning
+from camkit.errors import DeviceFallbackWarning, ImageSkippedWarning, InputError
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +101,46 @@ def test_cuda_true_without_cuda_warns_once(project: Path, tmp_path: Path) -> Non
     rows = list(csv.DictReader((tmp_path / "out" / "gradcam_report.csv").open()))
     assert [Path(r["image"]).name for r in rows] == ["broken.jpg", "g.jpg", "wide.png"]
     assert rows[0]["error"] and rows[2]["pred_name"] == results[2]["pred_name"]
+
+
+def test_batch_searches_the_seed_layout_and_refuses_an_empty_folder(
+    project: Path, tmp_path: Path
+) -> None:
+    """``datasets/test/<class>/*.jpg`` is found without options; subfolders are mirrored;
+    the output folder inside the input is left out; no image at all is an InputError."""
+    test_dir = project / "datasets" / "test"
+    out = tmp_path / "cams"
+    settings = {**args(project), "progress": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ImageSkippedWarning)
+        results = generate_gradcam_batch(test_dir, out, **settings)  # type: ignore[arg-type]
+    assert [Path(r["image_path"]).relative_to(test_dir).as_posix() for r in results] == [
+        "1/broken.jpg",
+        "1/g.jpg",
+        "1/wide.png",
+    ]
+    assert Path(results[2]["output_path"]) == out / "1" / "wide_gradcam.jpg"
+
+    inside = tmp_path / "images"
+    shutil.copytree(test_dir, inside)
+    planted = inside / "cam_output" / "1" / "old_gradcam.jpg"  # an earlier overlay
+    planted.parent.mkdir(parents=True)
+    shutil.copy(test_dir / "1" / "g.jpg", planted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ImageSkippedWarning)
+        again = generate_gradcam_batch(inside, inside / "cam_output", **settings)  # type: ignore[arg-type]
+    assert [Path(r["image_path"]).name for r in again] == ["broken.jpg", "g.jpg", "wide.png"]
+
+    with pytest.raises(InputError, match=r"searched without subfolders.*1 subfolder"):
+        generate_gradcam_batch(test_dir, out, recursive=False, **settings)  # type: ignore[arg-type]
+    empty = tmp_path / "empty"
+    (empty / "class_a").mkdir(parents=True)
+    report = tmp_path / "empty_out" / "gradcam_report.csv"
+    with pytest.raises(InputError, match=r"no images found in .*empty.*\.jpg"):
+        generate_gradcam_batch(
+            empty,
+            tmp_path / "empty_out",
+            save_report=True,
+            **settings,  # type: ignore[arg-type]
+        )
+    assert not report.exists()  # no header-only report

@@ -170,19 +170,21 @@ def generate_gradcam_batch(
     letterbox: bool = False,
     method: str = "gradcam++",
     layer: str | None = None,
-    recursive: bool = False,
+    recursive: bool = True,
     batch_size: int = 8,
     progress: bool | None = None,
     overwrite: bool = False,
 ) -> list[dict[str, Any]]:
     """Explain every image of a folder (the seed's ``generate_gradcam_batch``).
 
-    Writes ``<name>_gradcam.jpg`` per image into ``output_dir`` (subfolders mirrored, names
-    never collide) and, with ``save_report``, ``output_dir/gradcam_report.csv`` row by row.
-    A file that cannot be read is reported (a warning and a row with its error) and the
-    batch goes on. Overlays and a report that exist stop the call before any image is
-    explained, unless ``overwrite=True`` (:func:`camkit.tools.batch.check_outputs`); nothing
-    is written through a symbolic link.
+    Subfolders are searched too (the seed's ``datasets/test/<class>/*.jpg`` layout), unless
+    ``recursive=False``; ``output_dir`` is left out of the search when it lies inside
+    ``image_dir``. Writes ``<name>_gradcam.jpg`` per image into ``output_dir`` (subfolders
+    mirrored, names never collide) and, with ``save_report``,
+    ``output_dir/gradcam_report.csv`` row by row. A file that cannot be read is reported (a
+    warning and a row with its error) and the batch goes on. Overlays and a report that
+    exist stop the call before any image is explained, unless ``overwrite=True``
+    (:func:`camkit.tools.batch.check_outputs`); nothing is written through a symbolic link.
 
     Returns:
         One dict per image, in order: ``image_path``, ``error`` (``None`` when it worked),
@@ -191,11 +193,15 @@ def generate_gradcam_batch(
     Raises:
         OutputError: planned overlays or the report exist (without ``overwrite``), or the
             output folder or the report cannot be written.
+        InputError: ``image_dir`` does not exist or holds no image (the message says where
+            camkit looked and which extensions count).
+        CheckpointError: the checkpoint or class file is missing or does not fit the model.
     """
+    images = find_images([image_dir], recursive=recursive, exclude=[output_dir], allow_empty=False)
     explainer = make_explainer(
         model_path, backbone, classes_path, input_shape, cuda, letterbox, method, layer
     )
-    jobs = plan_outputs(find_images([image_dir], recursive=recursive), output_dir)
+    jobs = plan_outputs(images, output_dir)
     report = Path(output_dir) / "gradcam_report.csv" if save_report else None
     results = []
     for outcome in explain_files(

@@ -59,7 +59,8 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
     )
     raise LayerNotFoundError(
         f"layer {name!r} not found in {type(model).__name__}; {hint}. "
-        "Pass layer= as a dotted path or as the nn.Module itself."
+        "Pass the layer as a dotted path (layer= in Python, --layer on the command line, where "
+        "`camkit layers` lists the candidates) or, in Python, as the nn.Module itself."
     )
 
 

@@ -14,7 +14,20 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from camkit.errors import CamkitError, ConfigurationError, ImageSkippedWarning, InputError
+from camkit.errors import (
+    CamkitError,
+    CheckpointError,
+    ConfigurationError,
+    ImageSkippedWarning,
+    InputError,
+    LayerNotFoundError,
+    LayerResolutionError,
+    MethodNotApplicableError,
+    PluginConflictError,
+    PluginError,
+    TargetError,
+    UnknownNameError,
+)
 from camkit.explainer import Explainer
 from camkit.explanation import Explanation
 from camkit.preprocess import load_rgb
@@ -46,8 +59,11 @@ REPORT_COLUMNS = (
     "layer",
     "heatmap",
     "error",
+    "preprocessing",
 )
-"""Columns of the CSV report, in order."""
+"""Columns of the CSV report, in order. ``preprocessing`` is filled on every row, errors
+included: how images were fitted to the model's input (:meth:`DataConfig.describe
+<camkit.preprocess.DataConfig.describe>`), or ``custom transform``."""
 
 
 _UNSAFE = re.compile(r"[^a-z0-9_-]+")
@@ -97,12 +113,15 @@ class ImageJob:
 
 @attrs.frozen(eq=False)
 class FileResult:
-    """The outcome for one image file: an explanation or the error that stopped it."""
+    """The outcome for one image file: an explanation or the error that stopped it, and the
+    preprocessing the explainer applies (:meth:`DataConfig.describe
+    <camkit.preprocess.DataConfig.describe>`, or ``custom transform``)."""
 
     image: Path
     heatmap: Path | None
     explanation: Explanation | None
     error: str | None
+    preprocessing: str = ""
 
     @property
     def ok(self) -> bool:
@@ -111,32 +130,96 @@ class FileResult:
 
 
 def find_images(
-    paths: Sequence[str | os.PathLike[str]], recursive: bool = False
+    paths: Sequence[str | os.PathLike[str]],
+    recursive: bool = True,
+    *,
+    exclude: Sequence[str | os.PathLike[str]] = (),
+    allow_empty: bool = True,
 ) -> list[tuple[Path, Path]]:
     """Expand files and folders into ``(image, root)`` pairs, sorted within each folder.
 
     Folders contribute files with an :data:`IMAGE_EXTENSIONS` extension (any case), other
-    files are ignored; ``recursive`` descends into subfolders. A file given explicitly is
-    always taken (a non-image fails later, reported like any unreadable image). ``root`` is
-    the folder the image was found from, used to mirror subfolders in the output.
+    files are ignored; subfolders are searched too unless ``recursive`` is false (symbolic
+    links to folders are not followed). A file given explicitly is always taken (a non-image
+    fails later, reported like any unreadable image). ``root`` is the folder the image was
+    found from, used to mirror subfolders in the output.
+
+    Args:
+        exclude: folders left out of the search, such as the output folder when it lies
+            inside an input folder, so that a second run does not explain the first run's
+            overlays. A folder is left out only below a searched folder, never the searched
+            folder itself.
+        allow_empty: when false, finding no image at all is an error that says where camkit
+            looked and what counts as an image.
 
     Raises:
-        InputError: a path does not exist.
+        InputError: a path does not exist; or, with ``allow_empty=False``, no image was
+            found.
     """
+    excluded = [Path(p).resolve() for p in exclude]
     found: list[tuple[Path, Path]] = []
+    folders: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            pattern = path.rglob("*") if recursive else path.glob("*")
-            images = sorted(
-                p for p in pattern if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-            )
-            found.extend((image, path) for image in images)
+            folders.append(path)
+            found.extend((image, path) for image in _folder_files(path, recursive, excluded, True))
         elif path.is_file():
             found.append((path, path.parent))
         else:
             raise InputError(f"no such file or folder: {str(path)!r}")
+    if not found and not allow_empty:
+        raise _no_images(folders, recursive, excluded)
     return found
+
+
+def _folder_files(folder: Path, recursive: bool, excluded: list[Path], images: bool) -> list[Path]:
+    """The files of ``folder`` (with subfolders when ``recursive``, minus the ``excluded``
+    folders below it) whose extension is (``images``) or is not an image's, sorted."""
+    root = folder.resolve()
+    skip = {e for e in excluded if e != root and e.is_relative_to(root)}
+    if recursive:
+        files: list[Path] = []
+        for directory, subfolders, names in os.walk(folder):
+            here = Path(directory)
+            subfolders[:] = [d for d in subfolders if (here / d).resolve() not in skip]
+            files.extend(here / name for name in names)
+    else:
+        files = list(folder.iterdir())
+    return sorted(
+        p for p in files if (p.suffix.lower() in IMAGE_EXTENSIONS) == images and p.is_file()
+    )
+
+
+def _no_images(folders: list[Path], recursive: bool, excluded: list[Path]) -> InputError:
+    """The error for a search that found no image: where, how, and what counts."""
+    where = ", ".join(repr(str(folder)) for folder in folders)
+    how = "with their subfolders" if recursive else "without subfolders (recursion off)"
+    kinds = ", ".join(sorted(IMAGE_EXTENSIONS))
+    notes = []
+    other = [f for folder in folders for f in _folder_files(folder, recursive, excluded, False)]
+    if other:
+        suffixes = sorted({f.suffix.lower() or "(none)" for f in other})
+        notes.append(
+            f"{len(other)} other file(s) were passed over, with extensions "
+            f"{', '.join(suffixes[:8])}{', ...' if len(suffixes) > 8 else ''}"
+        )
+    skipped = [
+        e for e in excluded for f in folders if e != f.resolve() and e.is_relative_to(f.resolve())
+    ]
+    if recursive and skipped:
+        notes.append(f"the output folder {str(skipped[0])!r} was left out")
+    subfolders = sum(1 for folder in folders for p in folder.iterdir() if p.is_dir())
+    if not recursive and subfolders:
+        notes.append(
+            f"{subfolders} subfolder(s) were not searched: turn recursion back on (drop "
+            "--no-recursive; recursive=True in Python)"
+        )
+    return InputError(
+        f"no images found in {where}, searched {how}; images are files ending in {kinds} "
+        "(any case)" + "".join(f"; {note}" for note in notes) + ". Pass image files or a "
+        "folder that holds some."
+    )
 
 
 def plan_outputs(
@@ -203,6 +286,7 @@ def report_row(result: FileResult) -> list[object]:
         None if e is None else e.layer,
         result.heatmap,
         result.error,
+        result.preprocessing,
     ]
 
 
@@ -289,10 +373,32 @@ class _OverlayWriters:
         return self._writers[root]
 
 
-def _skip(image: Path, error: BaseException) -> FileResult:
+_RUN_WIDE: tuple[type[CamkitError], ...] = (
+    CheckpointError,
+    ConfigurationError,
+    LayerNotFoundError,
+    LayerResolutionError,
+    MethodNotApplicableError,
+    PluginConflictError,
+    PluginError,
+    TargetError,
+    UnknownNameError,
+)
+"""Errors that concern the whole run (its options, the model, the layer, a plugin), not one
+image: :func:`iter_explain_files` lets them propagate instead of writing them as rows."""
+
+
+def _skip(image: Path, error: BaseException, preprocessing: str) -> FileResult:
     message = f"{type(error).__name__}: {error}"
     warnings.warn(f"camkit: skipped {str(image)!r}: {message}", ImageSkippedWarning, stacklevel=3)
-    return FileResult(image, None, None, message)
+    return FileResult(image, None, None, message, preprocessing)
+
+
+def _preprocessing(explainer: Explainer) -> str:
+    """How the explainer fits images to the model, in words."""
+    if explainer.transform is not None:
+        return "custom transform"
+    return explainer.data_config.describe()
 
 
 def iter_explain_files(
@@ -321,6 +427,17 @@ def iter_explain_files(
     report: files that exist stop the run unless ``overwrite``. Nothing is written through a
     symbolic link; cells that a spreadsheet would run as formulas are neutralised.
 
+    When explaining a batch raises a :class:`~camkit.errors.CamkitError` that concerns its
+    images (an :class:`~camkit.errors.InputError`, a :class:`~camkit.errors.MethodError`, a
+    :class:`~camkit.errors.ModelOutputError`, ...) or a ``RuntimeError`` (what a model's
+    forward raises on an input it cannot take, and CUDA's out-of-memory error), the batch's
+    images are explained again one by one: each one that fails again becomes a result with
+    its ``error`` (type and message), the others are kept, and the run goes on. Errors that
+    concern the whole run propagate at once: a bad option (``ConfigurationError``), a target
+    out of range (``TargetError``), a layer that cannot be found or used, a method that does
+    not apply to the model, a plugin error. Other exceptions (``KeyboardInterrupt``, a
+    ``TypeError`` from a bug) stop the run; the report keeps its rows so far.
+
     Args:
         target: the class to explain in every image; ``None`` for each one's prediction.
         top: explain each image's ``top`` best classes from one forward
@@ -336,6 +453,7 @@ def iter_explain_files(
         OutputError: planned outputs exist (without ``overwrite``) or cannot be written
             (checked before any work), or the report cannot be written (a full disk: its
             complete rows are kept).
+        CamkitError: another error that concerns the whole run (see above).
     """
     if batch_size < 1:
         raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}")
@@ -347,26 +465,28 @@ def iter_explain_files(
     check_outputs(jobs if save else [], report, by_class=top is not None, overwrite=overwrite)
     outputs = _OverlayWriters(overwrite) if save else None
     writer = ReportWriter(report, overwrite=overwrite) if report is not None else None
+    preprocessing = _preprocessing(explainer)
     try:
         with tqdm(total=len(jobs), disable=not show, unit="img", desc="camkit") as bar:
             for start in range(0, len(jobs), batch_size):
                 chunk = jobs[start : start + batch_size]
-                loaded: list[tuple[ImageJob, NDArray[np.uint8]]] = []
+                loaded: list[tuple[int, NDArray[np.uint8]]] = []
                 outcomes: dict[int, list[FileResult]] = {}
                 for i, job in enumerate(chunk):
                     try:
-                        loaded.append((job, load_rgb(job.source)))
+                        loaded.append((i, load_rgb(job.source)))
                     except InputError as error:
-                        outcomes[i] = [_skip(job.source, error)]
+                        outcomes[i] = [_skip(job.source, error, preprocessing)]
                 images = [image for _, image in loaded]
-                explained = _explain(explainer, images, target, top)
-                for (position, job), group in zip(
-                    ((i, job) for i, job in enumerate(chunk) if i not in outcomes),
-                    explained,
-                    strict=True,
+                for (i, _), group in zip(
+                    loaded, _explain_each(explainer, images, target, top), strict=True
                 ):
-                    outcomes[position] = [
-                        _save(job, explanation, outputs, alpha, top is not None)
+                    job = chunk[i]
+                    if isinstance(group, BaseException):
+                        outcomes[i] = [_skip(job.source, group, preprocessing)]
+                        continue
+                    outcomes[i] = [
+                        _save(job, explanation, outputs, alpha, top is not None, preprocessing)
                         for explanation in group
                     ]
                 for i in range(len(chunk)):
@@ -393,12 +513,37 @@ def _explain(
     return [flat[i : i + per_image] for i in range(0, len(flat), per_image)]
 
 
+def _explain_each(
+    explainer: Explainer, images: list[NDArray[np.uint8]], target: int | None, top: int | None
+) -> list[list[Explanation] | Exception]:
+    """:func:`_explain`, with the images explained again one by one when the batch fails
+    for a reason that may concern some images only: each one then gets its explanations or
+    the error it raised alone. Errors of :data:`_RUN_WIDE` propagate."""
+    try:
+        return list(_explain(explainer, images, target, top))
+    except _RUN_WIDE:
+        raise
+    except (CamkitError, RuntimeError) as error:
+        if len(images) == 1:
+            return [error]
+    outcomes: list[list[Explanation] | Exception] = []
+    for image in images:
+        try:
+            outcomes.extend(_explain(explainer, [image], target, top))
+        except _RUN_WIDE:
+            raise
+        except (CamkitError, RuntimeError) as error:
+            outcomes.append(error)
+    return outcomes
+
+
 def _save(
     job: ImageJob,
     explanation: Explanation,
     outputs: _OverlayWriters | None,
     alpha: float,
     by_class: bool,
+    preprocessing: str,
 ) -> FileResult:
     """Write one overlay (named for its class with ``by_class``) unless ``outputs`` is
     ``None``; an error becomes a row."""
@@ -410,8 +555,8 @@ def _save(
         try:
             heatmap = outputs.for_job(job).write_image(output, explanation.overlay(alpha))
         except (OSError, CamkitError) as error:
-            return _skip(job.source, error)
-    return FileResult(job.source, heatmap, explanation, None)
+            return _skip(job.source, error, preprocessing)
+    return FileResult(job.source, heatmap, explanation, None, preprocessing)
 
 
 def explain_files(

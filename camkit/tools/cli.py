@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from camkit.capture import explanation_mode
-from camkit.compat.checkpoints import load_classifier
+from camkit.compat.checkpoints import load_classifier, load_factory_model
+from camkit.compat.checkpoints.factory import declared_class_names, is_factory_spec
 from camkit.errors import CamkitError, ImageSkippedWarning
 from camkit.explainer import Explainer
 from camkit.layers.structural import trace_calls
@@ -69,10 +71,16 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--model",
         required=True,
-        metavar="NAME",
-        help="backbone name: timm or torchvision names, or the seed's (mobilenetv2, xception)",
+        metavar="NAME|SPEC",
+        help="backbone name: timm or torchvision names, or the seed's (mobilenetv2, "
+        "xception); or your own model: package.module:factory or path/to/file.py:factory, "
+        "a callable called with no arguments that returns the nn.Module",
     )
-    group.add_argument("--weights", metavar="FILE", help="checkpoint (state_dict) to load")
+    group.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="checkpoint (state_dict) to load, on top of a factory's model too",
+    )
     group.add_argument("--classes", metavar="FILE", help="class file, one class per line")
     group.add_argument(
         "--input-size",
@@ -172,7 +180,13 @@ def _build_parser() -> argparse.ArgumentParser:
         help="replace overlays and a report that exist (default: stop before any work)",
     )
     out.add_argument("--batch-size", type=_positive_int, default=8, metavar="N")
-    out.add_argument("--recursive", action="store_true", help="descend into subfolders")
+    out.add_argument(
+        "--no-recursive",
+        action="store_true",
+        help="search only the folders given, not their subfolders (by default subfolders "
+        "are searched, leaving out --out)",
+    )
+    out.add_argument("--recursive", action="store_true", help=argparse.SUPPRESS)  # old default
     out.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     layers = commands.add_parser(
@@ -230,14 +244,23 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _explainer(args: argparse.Namespace, **kwargs: object) -> Explainer:
+def _load_model(args: argparse.Namespace) -> tuple[nn.Module, list[str] | None]:
+    """The model of ``--model`` with ``--weights`` on top, and its class names: the class
+    file's, else the ones the model declares, else ``None`` (never made up from indices)."""
     if args.weights and not Path(args.weights).is_file():
         raise UsageError(f"weights file not found: {args.weights!r}")
     if args.classes and not Path(args.classes).is_file():
         raise UsageError(f"class file not found: {args.classes!r}")
+    if is_factory_spec(args.model):
+        return load_factory_model(args.model, args.weights, args.classes)
     # without weights or a class file, build the libraries' default 1000-class head
     default_classes = 1000 if not args.weights and not args.classes else None
     model, names = load_classifier(args.model, args.weights, args.classes, default_classes)
+    return model, names if args.classes else declared_class_names(model)
+
+
+def _explainer(args: argparse.Namespace, **kwargs: object) -> Explainer:
+    model, names = _load_model(args)
     config = DataConfig.from_model(model)
     resize = "letterbox" if args.letterbox else (args.resize or config.resize)
     size = tuple(args.input_size) if args.input_size else config.input_size
@@ -252,9 +275,9 @@ def _explainer(args: argparse.Namespace, **kwargs: object) -> Explainer:
 
 
 def _run_explain(args: argparse.Namespace) -> int:
-    images = find_images(args.paths, recursive=args.recursive)
-    if not images:
-        raise UsageError("no images found in " + ", ".join(map(repr, args.paths)))
+    images = find_images(
+        args.paths, recursive=not args.no_recursive, exclude=[args.out], allow_empty=False
+    )
     # the outputs are checked before the model is built: files that exist stop the run
     method = resolve_method(args.method)
     slug = method_slug(method.name or type(method).__name__)
@@ -273,6 +296,13 @@ def _run_explain(args: argparse.Namespace) -> int:
         aug_smooth=args.aug_smooth,
         eigen_smooth=args.eigen_smooth,
     )
+    if not args.weights and not is_factory_spec(args.model):
+        print(
+            f"camkit explain: warning: no --weights, so {args.model} has random weights and "
+            "its predictions and maps are meaningless; pass --weights FILE (your trained "
+            "checkpoint), or --model path/to/file.py:factory for a model that loads its own",
+            file=sys.stderr,
+        )
     failed = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ImageSkippedWarning)  # reported below instead
@@ -304,6 +334,7 @@ def _run_explain(args: argparse.Namespace) -> int:
         f"camkit: explained {count - failed} of {count} images"
         + (f", {args.top} classes each," if args.top else "")
         + f" at layer {explainer.layer!r} with {explainer.method_name}"
+        + f"; preprocessing: {explainer.data_config.describe()}"
         + (f"; report: {report}" if report else ""),
         file=sys.stderr,
     )

@@ -14,10 +14,13 @@ One module per concern, each documenting its format:
 - ``safe_load``: weights-only loading (:func:`load_state_dict`): the checkpoint shapes read,
   the state_dict extracted from them, numpy scalars allowed;
 - ``fit``: fitting a checkpoint to a model (:func:`load_classifier`): the timm and
-  torchvision layouts compared with its keys, and the mismatch messages.
+  torchvision layouts compared with its keys, and the mismatch messages;
+- ``factory``: the user's own model (:func:`load_factory_model`) from
+  ``package.module:factory`` or ``path/to/file.py:factory``, with a checkpoint on top.
 """
 
 from camkit.compat.checkpoints.classfile import read_class_names
+from camkit.compat.checkpoints.factory import load_factory_model
 from camkit.compat.checkpoints.fit import load_classifier
 from camkit.compat.checkpoints.names import SEED_ALIASES, build_backbone
 from camkit.compat.checkpoints.safe_load import load_state_dict
@@ -26,6 +29,7 @@ __all__ = [
     "SEED_ALIASES",
     "build_backbone",
     "load_classifier",
+    "load_factory_model",
     "load_state_dict",
     "read_class_names",
 ]

@@ -56,10 +56,10 @@ def _plural(count: int, word: str, plural: str | None = None) -> str:
 
 
 @attrs.frozen
-class _Fit:
-    """How well a checkpoint fits one candidate model built with ``num_classes`` classes."""
+class _Comparison:
+    """How well a checkpoint fits a model whose head has ``num_classes`` classes: the keys
+    and shapes that differ."""
 
-    candidate: _Candidate
     num_classes: int
     missing: list[str]
     unexpected: list[str]
@@ -67,11 +67,10 @@ class _Fit:
     head_key: str | None
 
     @classmethod
-    def measure(cls, candidate: _Candidate, state: Mapping[str, Tensor], classes: int) -> _Fit:
-        model = candidate.skeleton(classes)
+    def of(cls, model: nn.Module, state: Mapping[str, Tensor], classes: int) -> _Comparison:
+        """Compare ``model``'s state_dict (keys and shapes only) with ``state``."""
         expected = model.state_dict()
         return cls(
-            candidate=candidate,
             num_classes=classes,
             missing=[k for k in expected if k not in state],
             unexpected=[k for k in state if k not in expected],
@@ -128,6 +127,18 @@ class _Fit:
             count = _plural(len(mismatched), "tensor")
             found.append(("keys", f"{count} with the wrong shape: {shown}{more}"))
         return found
+
+
+@attrs.frozen
+class _Fit(_Comparison):
+    """How well a checkpoint fits one candidate model built with ``num_classes`` classes."""
+
+    candidate: _Candidate
+
+    @classmethod
+    def measure(cls, candidate: _Candidate, state: Mapping[str, Tensor], classes: int) -> _Fit:
+        found = _Comparison.of(candidate.skeleton(classes), state, classes)
+        return cls(candidate=candidate, **attrs.asdict(found, recurse=False))
 
 
 def load_classifier(
