@@ -35,7 +35,7 @@ from camkit.pipeline.run import (
 )
 from camkit.plugins.manager import (
     advice,
-    get_registry,
+    ask_resolvers,
     resolve_method,
     resolve_renderer,
     resolver_origin,
@@ -207,19 +207,19 @@ class Explainer:
     def _resolve(self, example: Tensor) -> tuple[str, ...]:
         if self._layers is not None:
             return self._layers
-        for resolver in get_registry().resolvers:
-            name = resolver.resolve(self.model, example)
-            if name is not None:
-                try:
-                    get_layer(self.model, name)
-                except LayerNotFoundError as error:
-                    raise PluginError(
-                        f"layer resolver {resolver_origin(resolver)} chose {name!r}, which is "
-                        f"not a layer of {type(self.model).__name__}. Fix or uninstall the "
-                        "plugin, or pass layer= to Explainer."
-                    ) from error
-                self._layers = (name,)
-                return self._layers
+        found = ask_resolvers(self.model, example)
+        if found is not None:
+            resolver, name = found
+            try:
+                get_layer(self.model, name)
+            except LayerNotFoundError as error:
+                raise PluginError(
+                    f"layer resolver {resolver_origin(resolver)} chose {name!r}, which is "
+                    f"not a layer of {type(self.model).__name__}. Fix or uninstall the "
+                    "plugin, or pass layer= to Explainer."
+                ) from error
+            self._layers = (name,)
+            return self._layers
         raise LayerResolutionError(
             f"no target layer found for {type(self.model).__name__}: no resolver knows it and "
             "it produces no spatial (B, C, H, W) map. "
