@@ -22,7 +22,7 @@ from camkit.errors import (
     TargetError,
 )
 from camkit.explanation import LAYER_SEPARATOR, Explanation, ExplanationBatch
-from camkit.layers.base import get_layer, layer_name_of
+from camkit.layers.base import get_layer, layer_name_of, original_module
 from camkit.methods.base import CAMMethod
 from camkit.methods.context import Runner
 from camkit.pipeline.fusion import check_fusion
@@ -90,7 +90,10 @@ class Explainer:
 
     Args:
         model: any ``nn.Module`` classifier. It is moved to ``device``; its training flags,
-            ``requires_grad`` flags, parameter gradients and hooks are left as they were.
+            ``requires_grad`` flags, parameter gradients and hooks are left as they were. A
+            model returned by ``torch.compile`` is explained through the module it wraps
+            (:func:`camkit.layers.original_module`): same parameters and maps, eager
+            execution, and layer names without the ``_orig_mod.`` prefix.
         method: a registered method name (``"gradcam++"``, ``"gradcam"``, …), a
             :class:`~camkit.CAMMethod` instance or subclass.
         layer: the target layer as a dotted name or the module itself, or a list of them to
@@ -149,6 +152,7 @@ class Explainer:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ConfigurationError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        model = original_module(model)  # a torch.compile'd model: explain what it wraps
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigurationError(f"batch_size must be an int >= 1, got {batch_size!r}")
         self.method: CAMMethod = resolve_method(method)

@@ -363,6 +363,43 @@ def test_explanation_is_frozen(model: nn.Module) -> None:
         result.layer = "other"  # type: ignore[misc]
 
 
+# ---- torch.compile -----------------------------------------------------------------------
+
+
+def test_compiled_model_is_explained_through_its_original_module() -> None:
+    """Without layer=, the automatic choice used to crash inside TorchDynamo
+    (InternalTorchDynamoError) on a compiled model; backend="eager" needs no C compiler."""
+    torch.manual_seed(0)
+    model = SmallCNN(classes=3)
+    x = torch.rand(2, 3, 32, 32)
+    expected = Explainer(model, device="cpu").explain_batch(x)
+    model.train()
+    model.stem[0].eval()  # mixed flags, restored as they were
+    compiled = torch.compile(model, backend="eager")
+    with torch.no_grad():
+        compiled(x)  # a compiled graph exists, as in a user's program
+    flags = [m.training for m in model.modules()]
+    explainer = Explainer(compiled, device="cpu")
+    batch = explainer.explain_batch(x)
+    assert explainer.model is model
+    assert [e.layer for e in batch] == ["body", "body"]
+    for got, want in zip(batch, expected, strict=True):
+        np.testing.assert_allclose(got.raw, want.raw, rtol=1e-6, atol=1e-7)
+        assert got.pred_class == want.pred_class
+    # the module itself, taken from the compiled wrapper, names the same layer
+    by_module = Explainer(compiled, layer=compiled._orig_mod.body, device="cpu")
+    assert by_module.layer == "body"
+    np.testing.assert_allclose(by_module.explain(x[0]).raw, expected[0].raw, rtol=1e-6, atol=1e-7)
+    # no side effects: flags, hooks; the compiled model still runs as the original
+    assert [m.training for m in model.modules()] == flags
+    for module in compiled.modules():
+        assert not module._forward_hooks and not module._forward_pre_hooks
+        assert not module._backward_hooks
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x))
+
+
 # ---- devices ----------------------------------------------------------------------------
 
 
