@@ -101,8 +101,10 @@ class Explainer:
             ``None`` asks the registered resolvers (plugins, the architecture table, then the
             structural fallback) on the first call.
         renderer: a registered renderer name (``"jet"``) or a :class:`~camkit.Renderer`.
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a
-            ``torch.device``. An unavailable CUDA device falls back to the CPU with a warning.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``,
+            ``"mps"`` or a ``torch.device``. An unavailable CUDA or MPS device falls back to
+            the CPU with a warning (once per process); any other name is a
+            ``ConfigurationError`` (:func:`camkit.device.select_device`).
         transform: ``PIL image -> (C, H, W) tensor``; replaces the default preprocessing
             (the model's timm-style ``pretrained_cfg``, else ImageNet mean/std at 224×224).
             The map is resized back onto the whole original image, so the transform should
@@ -130,8 +132,9 @@ class Explainer:
     Raises:
         LayerNotFoundError: ``layer`` names no module of ``model``.
         UnknownNameError: ``method`` or ``renderer`` is not registered.
+        PluginConflictError: ``method`` or ``renderer`` is a name several plugins registered.
         ConfigurationError: an argument has the wrong type or value (an empty or repeated
-            layer list, an unknown fusion).
+            layer list, an unknown fusion, an unknown or unsupported device).
     """
 
     def __init__(
