@@ -83,14 +83,16 @@ class UnknownNameError(CamkitError, LookupError):
 
 
 class PluginConflictError(CamkitError, ValueError):
-    """Two plugins registered the same name for a method or a renderer."""
+    """A method or renderer name was used that two plugins registered; the message names
+    both providers and their distributions."""
 
 
 class PluginError(CamkitError, RuntimeError):
     """A plugin is invalid: one registered at run time has an unknown hook name or a
     registration hook that raised or returned the wrong type; or, at explanation time, a
     plugin's resolver chose a layer the model lacks, or its ``camkit_to_spatial`` answered
-    something other than a ``(B, C, H, W)`` tensor. The message names the plugin."""
+    something other than a ``(B, C, H, W)`` tensor, or a plugin's hook raised and no other
+    implementation answered. The message names the plugin."""
 
 
 class CheckpointError(CamkitError, ValueError):

@@ -22,7 +22,7 @@ from camkit.errors import (
     TargetError,
 )
 from camkit.explanation import LAYER_SEPARATOR, Explanation, ExplanationBatch
-from camkit.layers.base import get_layer, layer_name_of
+from camkit.layers.base import get_layer, layer_name_of, original_module
 from camkit.methods.base import CAMMethod
 from camkit.methods.context import Runner
 from camkit.pipeline.fusion import check_fusion
@@ -35,7 +35,7 @@ from camkit.pipeline.run import (
 )
 from camkit.plugins.manager import (
     advice,
-    get_registry,
+    ask_resolvers,
     resolve_method,
     resolve_renderer,
     resolver_origin,
@@ -90,7 +90,10 @@ class Explainer:
 
     Args:
         model: any ``nn.Module`` classifier. It is moved to ``device``; its training flags,
-            ``requires_grad`` flags, parameter gradients and hooks are left as they were.
+            ``requires_grad`` flags, parameter gradients and hooks are left as they were. A
+            model returned by ``torch.compile`` is explained through the module it wraps
+            (:func:`camkit.layers.original_module`): same parameters and maps, eager
+            execution, and layer names without the ``_orig_mod.`` prefix.
         method: a registered method name (``"gradcam++"``, ``"gradcam"``, …), a
             :class:`~camkit.CAMMethod` instance or subclass.
         layer: the target layer as a dotted name or the module itself, or a list of them to
@@ -98,8 +101,10 @@ class Explainer:
             ``None`` asks the registered resolvers (plugins, the architecture table, then the
             structural fallback) on the first call.
         renderer: a registered renderer name (``"jet"``) or a :class:`~camkit.Renderer`.
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a
-            ``torch.device``. An unavailable CUDA device falls back to the CPU with a warning.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``,
+            ``"mps"`` or a ``torch.device``. An unavailable CUDA or MPS device falls back to
+            the CPU with a warning (once per process); any other name is a
+            ``ConfigurationError`` (:func:`camkit.device.select_device`).
         transform: ``PIL image -> (C, H, W) tensor``; replaces the default preprocessing
             (the model's timm-style ``pretrained_cfg``, else ImageNet mean/std at 224×224).
             The map is resized back onto the whole original image, so the transform should
@@ -127,8 +132,9 @@ class Explainer:
     Raises:
         LayerNotFoundError: ``layer`` names no module of ``model``.
         UnknownNameError: ``method`` or ``renderer`` is not registered.
+        PluginConflictError: ``method`` or ``renderer`` is a name several plugins registered.
         ConfigurationError: an argument has the wrong type or value (an empty or repeated
-            layer list, an unknown fusion).
+            layer list, an unknown fusion, an unknown or unsupported device).
     """
 
     def __init__(
@@ -149,6 +155,7 @@ class Explainer:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ConfigurationError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        model = original_module(model)  # a torch.compile'd model: explain what it wraps
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigurationError(f"batch_size must be an int >= 1, got {batch_size!r}")
         self.method: CAMMethod = resolve_method(method)
@@ -207,19 +214,19 @@ class Explainer:
     def _resolve(self, example: Tensor) -> tuple[str, ...]:
         if self._layers is not None:
             return self._layers
-        for resolver in get_registry().resolvers:
-            name = resolver.resolve(self.model, example)
-            if name is not None:
-                try:
-                    get_layer(self.model, name)
-                except LayerNotFoundError as error:
-                    raise PluginError(
-                        f"layer resolver {resolver_origin(resolver)} chose {name!r}, which is "
-                        f"not a layer of {type(self.model).__name__}. Fix or uninstall the "
-                        "plugin, or pass layer= to Explainer."
-                    ) from error
-                self._layers = (name,)
-                return self._layers
+        found = ask_resolvers(self.model, example)
+        if found is not None:
+            resolver, name = found
+            try:
+                get_layer(self.model, name)
+            except LayerNotFoundError as error:
+                raise PluginError(
+                    f"layer resolver {resolver_origin(resolver)} chose {name!r}, which is "
+                    f"not a layer of {type(self.model).__name__}. Fix or uninstall the "
+                    "plugin, or pass layer= to Explainer."
+                ) from error
+            self._layers = (name,)
+            return self._layers
         raise LayerResolutionError(
             f"no target layer found for {type(self.model).__name__}: no resolver knows it and "
             "it produces no spatial (B, C, H, W) map. "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import types
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,15 @@ from PIL import Image
 from tiny_models import SmallCNN
 from torch import Tensor, nn
 
+import camkit.device
 from camkit import DataConfig, Explainer, JetRenderer
-from camkit.errors import DeviceFallbackWarning, InputError, ModelOutputError, TargetError
+from camkit.errors import (
+    ConfigurationError,
+    DeviceFallbackWarning,
+    InputError,
+    ModelOutputError,
+    TargetError,
+)
 
 
 @pytest.fixture
@@ -363,22 +371,98 @@ def test_explanation_is_frozen(model: nn.Module) -> None:
         result.layer = "other"  # type: ignore[misc]
 
 
+# ---- torch.compile -----------------------------------------------------------------------
+
+
+def test_compiled_model_is_explained_through_its_original_module() -> None:
+    """Without layer=, the automatic choice used to crash inside TorchDynamo
+    (InternalTorchDynamoError) on a compiled model; backend="eager" needs no C compiler."""
+    torch.manual_seed(0)
+    model = SmallCNN(classes=3)
+    x = torch.rand(2, 3, 32, 32)
+    expected = Explainer(model, device="cpu").explain_batch(x)
+    model.train()
+    model.stem[0].eval()  # mixed flags, restored as they were
+    compiled = torch.compile(model, backend="eager")
+    with torch.no_grad():
+        compiled(x)  # a compiled graph exists, as in a user's program
+    flags = [m.training for m in model.modules()]
+    explainer = Explainer(compiled, device="cpu")
+    batch = explainer.explain_batch(x)
+    assert explainer.model is model
+    assert [e.layer for e in batch] == ["body", "body"]
+    for got, want in zip(batch, expected, strict=True):
+        np.testing.assert_allclose(got.raw, want.raw, rtol=1e-6, atol=1e-7)
+        assert got.pred_class == want.pred_class
+    # the module itself, taken from the compiled wrapper, names the same layer
+    by_module = Explainer(compiled, layer=compiled._orig_mod.body, device="cpu")
+    assert by_module.layer == "body"
+    np.testing.assert_allclose(by_module.explain(x[0]).raw, expected[0].raw, rtol=1e-6, atol=1e-7)
+    # no side effects: flags, hooks; the compiled model still runs as the original
+    assert [m.training for m in model.modules()] == flags
+    for module in compiled.modules():
+        assert not module._forward_hooks and not module._forward_pre_hooks
+        assert not module._backward_hooks
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x))
+
+
 # ---- devices ----------------------------------------------------------------------------
 
 
+@pytest.fixture
+def fresh_fallback_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget the device fallbacks already reported in this process."""
+    monkeypatch.setattr(camkit.device, "_fallbacks_warned", set())
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="tests the fallback without CUDA")
-def test_cuda_falls_back_to_cpu_with_warning(model: nn.Module) -> None:
-    with pytest.warns(DeviceFallbackWarning, match="CUDA is not available"):
-        ex = Explainer(model, device="cuda")
-    assert ex.device == torch.device("cpu")
-    assert ex.explain(torch.randn(3, 32, 32)).cam.shape == (32, 32)
+@pytest.mark.usefixtures("fresh_fallback_warnings")
+def test_cuda_falls_back_to_cpu_with_one_warning_per_process(model: nn.Module) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        explainers = [Explainer(model, device=d) for d in ("cuda", "cuda", "cuda:1", "CUDA:0")]
+    fallbacks = [str(w.message) for w in caught if issubclass(w.category, DeviceFallbackWarning)]
+    assert len(fallbacks) == 1
+    assert "'cuda' was requested but CUDA is not available" in fallbacks[0]
+    assert "given once" in fallbacks[0]
+    assert {ex.device for ex in explainers} == {torch.device("cpu")}
+    assert explainers[0].explain(torch.randn(3, 32, 32)).cam.shape == (32, 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Explainer(model, device="auto").device == torch.device("cpu")  # never warns
+
+
+@pytest.mark.skipif(camkit.device._mps_available(), reason="tests the fallback without MPS")
+@pytest.mark.usefixtures("fresh_fallback_warnings")
+def test_mps_falls_back_to_cpu_with_warning(model: nn.Module) -> None:
+    with pytest.warns(DeviceFallbackWarning, match="'mps' was requested but MPS is not available"):
+        assert Explainer(model, device="mps").device == torch.device("cpu")
 
 
 def test_auto_and_bad_device(model: nn.Module) -> None:
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert Explainer(model, device="auto").device.type == expected
-    with pytest.raises(ValueError, match="unknown device 'gpu0'"):
-        Explainer(model, device="gpu0")
+    assert Explainer(model, device=" Auto ").device.type == expected
+    assert Explainer(model, device="CPU").device == torch.device("cpu")
+    assert Explainer(model, device=torch.device("cpu")).device == torch.device("cpu")
+    accepted = r"use 'auto', 'cpu', 'cuda', 'cuda:N' \(N the index of a visible GPU\) or 'mps'"
+    for bad in ("gpu0", "tpu", "cuda:abc", "cuda:-1", "cuda:", ""):
+        with pytest.raises(ConfigurationError, match=rf"unknown device '{bad}'; {accepted}"):
+            Explainer(model, device=bad)
+    weight = model.head[2].weight.clone()
+    for unsupported in ("xla", "meta", "ipu", torch.device("meta")):
+        with pytest.raises(ConfigurationError, match=rf"is not supported by camkit; {accepted}"):
+            Explainer(model, device=unsupported)
+    torch.testing.assert_close(model.head[2].weight, weight)  # never moved to meta
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_index_past_the_visible_gpus(model: nn.Module) -> None:
+    count = torch.cuda.device_count()
+    with pytest.raises(ConfigurationError, match=rf"names GPU {count}, but {count} GPU"):
+        Explainer(model, device=f"cuda:{count}")
 
 
 def test_bad_model_and_method_types() -> None:

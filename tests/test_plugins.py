@@ -359,15 +359,15 @@ def test_installed_packages_broken_and_clashing(
 
     _install(tmp_path, "camkit-clash-test", "camkit_clash_test", CLASH_SOURCE, "clash-test")
     manager.reset_plugins()
-    with (
-        pytest.warns(CamkitPluginWarning, match="broken-test"),
-        pytest.raises(
-            PluginConflictError,
-            match=r"'gradcam' is registered twice: by plugin 'clash-test' \(distribution "
-            r"'camkit-clash-test'\) and by plugin 'camkit' \(distribution 'camkit'\)",
-        ),
+    with pytest.warns(CamkitPluginWarning, match="broken-test"):
+        assert camkit.list_methods() == BUILTIN_METHODS  # the clashing name is listed once
+    with pytest.raises(
+        PluginConflictError,
+        match=r"'gradcam' is registered twice: by plugin 'clash-test' \(distribution "
+        r"'camkit-clash-test'\) and by plugin 'camkit' \(distribution 'camkit'\)",
     ):
-        camkit.list_methods()
+        Explainer(SmallCNN(), method="gradcam")
+    assert Explainer(SmallCNN()).explain(torch.rand(3, 32, 32)).method == "gradcam++"
 
 
 class Flat(nn.Module):
@@ -492,8 +492,8 @@ def test_raising_advice_plugin_does_not_hide_the_error() -> None:
     message = str(error.value)
     assert "acme-camkit knows Flat" in message  # the other plugins' advice is kept
     assert message.endswith(
-        "(Skipped: the camkit_advice hook of plugin 'broken-advice' raised RuntimeError: "
-        "advice table corrupted.)"
+        "(Skipped: the camkit_advice hook of plugin 'broken-advice' (distribution None) raised "
+        "RuntimeError: advice table corrupted.)"
     )
     camkit.unregister_plugin("acme-advice")
     camkit.register_plugin(Wrong(), name="wrong-advice")
@@ -501,8 +501,8 @@ def test_raising_advice_plugin_does_not_hide_the_error() -> None:
         Explainer(Flat(), layer="tokens").explain(torch.rand(3, 16, 16))
     message = str(error.value)
     assert GENERIC_LAYOUT_ADVICE in message  # nobody answered
-    assert "plugin 'broken-advice' raised RuntimeError: advice table corrupted" in message
-    assert "plugin 'wrong-advice' answered int, not a string" in message
+    assert "plugin 'broken-advice' (distribution None) raised RuntimeError: advice table" in message
+    assert "plugin 'wrong-advice' (distribution None) answered int, not a string" in message
 
 
 @pytest.mark.usefixtures("no_installed_plugins")
@@ -656,3 +656,298 @@ def test_culprit_is_found_past_a_wrapper() -> None:
     camkit.register_plugin(Logger(), name="logger-test")
     with pytest.raises(PluginError, match=r"plugin 'bad-test'"):
         Explainer(SmallCNN(), layer="body").explain(torch.rand(3, 32, 32))
+
+
+# ---- plugins that get past the warn-and-skip path ----------------------------------------
+
+
+class OtherGrey(Grey):
+    pass
+
+
+class SecondMethodPlugin:
+    """Registers the same method and renderer names as MethodPlugin."""
+
+    @hookimpl
+    def camkit_register_methods(self) -> Sequence[type[GradientWeightedCAM]]:
+        class Other(Xgrad):
+            pass
+
+        return [Other]
+
+    @hookimpl
+    def camkit_register_renderers(self) -> Sequence[type[Renderer]]:
+        return [OtherGrey]
+
+
+def test_installed_name_clash_fails_only_where_the_name_is_used(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_entry_points(
+        monkeypatch,
+        FakeEntryPoint("alpha", "camkit-alpha", MethodPlugin),
+        FakeEntryPoint("beta", "camkit-beta", SecondMethodPlugin),
+    )
+    # everything else works: the default method and renderer, other names, the listings
+    x = torch.rand(3, 32, 32)
+    assert Explainer(SmallCNN()).explain(x).method == "gradcam++"
+    assert Explainer(SmallCNN(), method="gradcam", renderer="viridis").explain(x).cam.max() == 1
+    assert camkit.list_methods("xgrad-*") == ["xgrad-test"]
+    both = r"by plugin 'alpha' \(distribution 'camkit-alpha'\) and by plugin 'beta' "
+    both += r"\(distribution 'camkit-beta'\)"
+    with pytest.raises(PluginConflictError, match=rf"method name 'xgrad-test' .*twice: {both}"):
+        Explainer(SmallCNN(), method="xgrad-test")
+    with pytest.raises(PluginConflictError, match=rf"renderer name 'grey-test' .*twice: {both}"):
+        Explainer(SmallCNN(), renderer="grey-test")
+    with pytest.raises(PluginConflictError, match="xgrad-test"):
+        camkit.plugins.create_method("xgrad-test")
+    # the class itself, given instead of the name, works
+    assert Explainer(SmallCNN(), method=Xgrad).explain(x).method == "xgrad-test"
+    clashing = [e for e in camkit.plugins.list_registrations() if e.conflict]
+    assert [(e.kind, e.name, e.plugin, e.distribution) for e in clashing] == [
+        ("method", "xgrad-test", "alpha", "camkit-alpha"),
+        ("method", "xgrad-test", "beta", "camkit-beta"),
+        ("renderer", "grey-test", "alpha", "camkit-alpha"),
+        ("renderer", "grey-test", "beta", "camkit-beta"),
+    ]
+    assert not any(e.conflict for e in camkit.plugins.list_registrations() if e.plugin == "camkit")
+
+    from camkit.tools.cli import main
+
+    assert main(["plugins"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for plugin, dist in (("alpha", "camkit-alpha"), ("beta", "camkit-beta")):
+        assert ["method", "xgrad-test", plugin, dist, "CONFLICT"] in [ln.split() for ln in lines]
+    assert ["method", "gradcam", "camkit", "camkit"] in [ln.split() for ln in lines]
+    [summary] = [ln for ln in lines if ln.startswith("CONFLICT: method")]
+    assert "plugin 'alpha' (distribution 'camkit-alpha') and by plugin 'beta'" in summary
+
+
+def test_same_entry_point_name_in_two_distributions_keeps_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Other:
+        @hookimpl
+        def camkit_register_renderers(self) -> Sequence[type[Renderer]]:
+            class Red(Grey):
+                name = "red-test"
+
+            return [Red]
+
+    class Shadow:  # an entry point also named like the built-ins
+        @hookimpl
+        def camkit_register_architectures(self) -> Mapping[str, str]:
+            return {"shadow_net": "body"}
+
+    fake_entry_points(
+        monkeypatch,
+        FakeEntryPoint("vit", "zz-vit", Other),
+        FakeEntryPoint("vit", "camkit-vit", MethodPlugin),
+        FakeEntryPoint("camkit", "camkit-shadow", Shadow),
+    )
+    plugins = {p.name: p.distribution for p in camkit.list_plugins()}
+    assert plugins == {
+        "camkit": "camkit",
+        "camkit-shadow:camkit": "camkit-shadow",
+        "camkit-vit:vit": "camkit-vit",
+        "zz-vit:vit": "zz-vit",
+    }
+    assert "xgrad-test" in camkit.list_methods() and "red-test" in camkit.list_renderers()
+    assert "shadow_net" in camkit.list_architectures()
+    assert camkit.list_methods() == sorted([*BUILTIN_METHODS, "xgrad-test"])  # built-ins intact
+
+
+@pytest.mark.parametrize(
+    "failure", [SystemExit(3), SystemExit("plugin gave up"), BaseException("odd")]
+)
+def test_system_exit_in_a_plugins_import_is_skipped(
+    monkeypatch: pytest.MonkeyPatch, failure: BaseException
+) -> None:
+    def exits() -> Any:
+        raise failure
+
+    fake_entry_points(
+        monkeypatch,
+        FakeEntryPoint("exiting", "camkit-exiting", exits),
+        FakeEntryPoint("good", "camkit-good", MethodPlugin),
+    )
+    with pytest.warns(
+        CamkitPluginWarning,
+        match=rf"'exiting' from distribution 'camkit-exiting': {type(failure).__name__}",
+    ):
+        assert "xgrad-test" in camkit.list_methods()
+    assert not camkit.plugins.get_plugin_manager().has_plugin("exiting")
+    assert Explainer(SmallCNN()).explain(torch.rand(3, 32, 32)).method == "gradcam++"
+
+
+def test_system_exit_in_a_registration_hook_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Exiting:
+        @hookimpl
+        def camkit_register_methods(self) -> Sequence[type[GradientWeightedCAM]]:
+            raise SystemExit(1)
+
+    fake_entry_points(monkeypatch, FakeEntryPoint("exiting", "camkit-exiting", Exiting))
+    with pytest.warns(CamkitPluginWarning, match="'exiting'.*'camkit-exiting'.*SystemExit"):
+        assert camkit.list_methods() == BUILTIN_METHODS
+
+
+def test_keyboard_interrupt_in_a_plugins_import_is_not_swallowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def interrupted() -> Any:
+        raise KeyboardInterrupt
+
+    fake_entry_points(monkeypatch, FakeEntryPoint("slow", "camkit-slow", interrupted))
+    with pytest.raises(KeyboardInterrupt):
+        camkit.list_methods()
+
+
+class KeyErrorSpatial:
+    """A camkit_to_spatial that raises for every model, as a buggy plugin would."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @hookimpl
+    def camkit_to_spatial(self, model: nn.Module, layer: str, output: Tensor) -> Tensor | None:
+        self.calls += 1
+        return {"blocks": output}[layer]  # KeyError for any other layer
+
+
+def test_raising_to_spatial_plugin_does_not_break_cnns(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    model, x = SmallCNN(), torch.rand(3, 32, 32)
+    expected = Explainer(model, layer="body").explain(x)
+    plugin = KeyErrorSpatial()
+    fake_entry_points(
+        monkeypatch, FakeEntryPoint("broken-spatial", "camkit-broken", lambda: plugin)
+    )
+    manager.reset_plugins()
+    with pytest.warns(CamkitPluginWarning) as record:
+        explanation = Explainer(model, layer="body").explain(x)
+    np.testing.assert_allclose(explanation.raw, expected.raw, rtol=1e-6, atol=1e-7)
+    assert plugin.calls >= 2  # asked for the activations and for the gradients
+    [warning] = [str(w.message) for w in record]  # once, though asked several times
+    assert "camkit_to_spatial hook of plugin 'broken-spatial' (distribution 'camkit-broken')" in (
+        warning
+    )
+    assert "KeyError: 'body'" in warning and "pip uninstall camkit-broken" in warning
+    assert "report the error to its authors" in warning
+    import warnings as warnings_module
+
+    with warnings_module.catch_warnings():
+        warnings_module.simplefilter("error")  # no second warning
+        again = Explainer(model, layer="body").explain(x)
+    np.testing.assert_allclose(again.raw, expected.raw, rtol=1e-6, atol=1e-7)
+
+
+def test_raising_to_spatial_plugin_is_named_when_nothing_else_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_entry_points(
+        monkeypatch, FakeEntryPoint("broken-spatial", "camkit-broken", KeyErrorSpatial)
+    )
+    with (
+        pytest.warns(CamkitPluginWarning, match="broken-spatial"),
+        pytest.raises(
+            PluginError,
+            match=r"camkit_to_spatial hook of plugin 'broken-spatial' \(distribution "
+            r"'camkit-broken'\) raised KeyError: 'tokens', on the output \(1, 16, 8\) of layer "
+            r"'tokens' of Flat, and no other plugin reads that layout\. Update or uninstall "
+            r"'camkit-broken'",
+        ) as error,
+    ):
+        Explainer(Flat(), layer="tokens").explain(torch.rand(3, 16, 16))
+    assert isinstance(error.value.__cause__, KeyError)
+
+
+def test_raising_to_spatial_plugin_leaves_the_answer_to_another_plugin() -> None:
+    class Tokens:
+        @hookimpl
+        def camkit_to_spatial(self, output: Tensor) -> Tensor | None:
+            if output.ndim != 3:
+                return None
+            return output.transpose(1, 2).reshape(output.shape[0], output.shape[2], 4, 4)
+
+    class Logger:  # a wrapper around the hook sees the failure pass through it
+        @hookimpl(wrapper=True)
+        def camkit_to_spatial(self) -> Any:
+            return (yield)
+
+    torch.manual_seed(0)
+    model, x = Flat(), torch.rand(3, 16, 16)
+    camkit.register_plugin(Tokens(), name="tokens-test")
+    expected = Explainer(model, layer="tokens").explain(x, target=0)
+    camkit.register_plugin(KeyErrorSpatial(), name="broken-spatial")  # asked first
+    camkit.register_plugin(Logger(), name="logger-test")
+    with pytest.warns(CamkitPluginWarning) as record:
+        explanation = Explainer(model, layer="tokens").explain(x, target=0)
+    [warning] = [str(w.message) for w in record]  # the wrapper is not blamed
+    assert "hook of plugin 'broken-spatial' (distribution None) raised KeyError" in warning
+    assert "camkit.unregister_plugin('broken-spatial')" in warning
+    np.testing.assert_allclose(explanation.raw, expected.raw, rtol=1e-6, atol=1e-7)
+
+
+def test_deliberate_error_of_a_to_spatial_plugin_is_raised_as_it_is() -> None:
+    class Refusing:
+        @hookimpl
+        def camkit_to_spatial(self, layer: str) -> Tensor | None:
+            raise LayerResolutionError(f"layer {layer!r} is attention weights; choose a block")
+
+    camkit.register_plugin(Refusing(), name="refusing-test")
+    with pytest.raises(LayerResolutionError, match="attention weights; choose a block"):
+        Explainer(SmallCNN(), layer="body").explain(torch.rand(3, 32, 32))
+
+
+def test_raising_input_size_plugin_is_passed_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken:
+        @hookimpl
+        def camkit_input_size(self, model: nn.Module) -> tuple[int, int] | None:
+            raise AttributeError("'SmallCNN' object has no attribute 'patch_embed'")
+
+    fake_entry_points(monkeypatch, FakeEntryPoint("broken-size", "camkit-broken", Broken))
+    with pytest.warns(
+        CamkitPluginWarning,
+        match=r"camkit_input_size hook of plugin 'broken-size' \(distribution 'camkit-broken'\) "
+        r"raised AttributeError: .*patch_embed.* \(for SmallCNN\)",
+    ):
+        assert camkit.DataConfig.from_model(SmallCNN()).input_size == (224, 224)
+    camkit.register_plugin(SizePlugin(), name="size-test")
+    assert camkit.DataConfig.from_model(Sized((48, 80), True)).input_size == (48, 80)
+    explanation = Explainer(SmallCNN(), layer="body").explain(np.zeros((20, 30, 3), np.uint8))
+    assert explanation.cam.shape == (20, 30)
+
+
+class BrokenResolver(LayerResolver):
+    name = "broken-test"
+
+    def resolve(self, model: nn.Module, example: Tensor | None) -> str | None:
+        return {"Vit": "blocks.11"}[type(model).__name__]  # KeyError for anything else
+
+
+class BrokenResolverPlugin:
+    @hookimpl
+    def camkit_register_resolvers(self) -> Sequence[LayerResolver]:
+        return [BrokenResolver()]
+
+
+def test_raising_resolver_plugin_does_not_break_cnns(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_entry_points(
+        monkeypatch, FakeEntryPoint("broken-resolver", "camkit-broken", BrokenResolverPlugin)
+    )
+    with pytest.warns(
+        CamkitPluginWarning,
+        match=r"layer resolver 'broken-test' of plugin 'broken-resolver' \(distribution "
+        r"'camkit-broken'\) raised KeyError: 'SmallCNN'",
+    ):
+        explanation = Explainer(SmallCNN()).explain(torch.rand(3, 32, 32))
+    assert explanation.layer == "body"
+    # a model no other resolver knows: the error names the plugin
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 2))
+    with pytest.raises(
+        PluginError,
+        match=r"no target layer found for Sequential: a layer resolver of plugin "
+        r"'broken-resolver' \(distribution 'camkit-broken'\) raised KeyError: 'Sequential'.*"
+        r"Pass layer=.*pip uninstall camkit-broken",
+    ):
+        Explainer(mlp).explain(torch.rand(3, 8, 8))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -76,13 +77,18 @@ def test_letterbox_and_target(project: Path) -> None:
     assert result["cam"][:, :100].max() > 0 and result["cam"][:, 200:].max() > 0  # all seen
 
 
-def test_cuda_true_without_cuda_warns_once(project: Path, tmp_path: Path) -> None:
+def test_default_device_gives_no_fallback_warning_and_cuda_true_one(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if torch.cuda.is_available():
         pytest.skip("tests the CPU fallback")
+    import camkit.device
     from camkit.compat.seed import _cached_explainer
 
+    monkeypatch.setattr(camkit.device, "_fallbacks_warned", set())
     _cached_explainer.cache_clear()
-    settings = {**args(project), "cuda": True}
+    settings = {k: v for k, v in args(project).items() if k != "cuda"}  # the default
+    image = project / "datasets/test/1/wide.png"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         results = generate_gradcam_batch(
@@ -92,15 +98,27 @@ def test_cuda_true_without_cuda_warns_once(project: Path, tmp_path: Path) -> Non
             progress=False,
             **settings,  # type: ignore[arg-type]
         )
-    fallbacks = [w for w in caught if issubclass(w.category, DeviceFallbackWarning)]
-    assert len(fallbacks) == 1
+        single = generate_gradcam(image, **settings)  # type: ignore[arg-type]
+    assert not [w for w in caught if issubclass(w.category, DeviceFallbackWarning)]
     assert [Path(r["image_path"]).name for r in results] == ["broken.jpg", "g.jpg", "wide.png"]
     assert results[0]["error"] and "cam" not in results[0]
     assert results[1]["error"] is None and results[1]["cam"].shape == (90, 60)
     assert Path(results[2]["output_path"]).name == "wide_gradcam.jpg"
+    np.testing.assert_array_equal(single["cam"], results[2]["cam"])
     rows = list(csv.DictReader((tmp_path / "out" / "gradcam_report.csv").open()))
     assert [Path(r["image"]).name for r in rows] == ["broken.jpg", "g.jpg", "wide.png"]
     assert rows[0]["error"] and rows[2]["pred_name"] == results[2]["pred_name"]
+
+    # asked for explicitly, CUDA's absence is reported once per process, not once per call
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            generate_gradcam(image, **{**settings, "cuda": True})  # type: ignore[arg-type]
+            _cached_explainer.cache_clear()  # a new explainer each time
+        explicit = generate_gradcam(image, **{**settings, "cuda": True})  # type: ignore[arg-type]
+    fallbacks = [w for w in caught if issubclass(w.category, DeviceFallbackWarning)]
+    assert len(fallbacks) == 1 and "given once" in str(fallbacks[0].message)
+    np.testing.assert_array_equal(explicit["cam"], single["cam"])
 
 
 def test_batch_searches_the_seed_layout_and_refuses_an_empty_folder(
@@ -144,3 +162,51 @@ def test_batch_searches_the_seed_layout_and_refuses_an_empty_folder(
             **settings,  # type: ignore[arg-type]
         )
     assert not report.exists()  # no header-only report
+
+
+def _checkpoint(path: Path, seed: int) -> None:
+    torch.manual_seed(seed)
+    model = timm.create_model("resnet18", num_classes=3)
+    torch.save(model.state_dict(), path)
+
+
+def test_checkpoint_replaced_with_the_same_mtime_is_reloaded(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cp -p``/``rsync -t`` keep the modification time of a replaced checkpoint: the cache
+    must still see new weights."""
+    from camkit.compat import seed
+
+    seed._cached_explainer.cache_clear()
+    weights = tmp_path / "best.pth"
+    _checkpoint(weights, seed=0)
+    settings = {**args(project), "model_path": weights}
+    image = project / "datasets/test/1/wide.png"
+    first = generate_gradcam(image, **settings)  # type: ignore[arg-type]
+    before = weights.stat()
+
+    _checkpoint(weights, seed=1)  # same size: same architecture, other weights
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert weights.stat().st_mtime_ns == before.st_mtime_ns
+    assert weights.stat().st_size == before.st_size
+    replaced = generate_gradcam(image, **settings)  # type: ignore[arg-type]
+    seed._cached_explainer.cache_clear()
+    fresh = generate_gradcam(image, **settings)  # type: ignore[arg-type]
+    assert not np.allclose(replaced["cam"], first["cam"])
+    np.testing.assert_array_equal(replaced["cam"], fresh["cam"])
+    assert replaced["confidence"] == fresh["confidence"] != first["confidence"]
+
+    # an unchanged file is not hashed again; one touched but unchanged keeps its explainer
+    hashed: list[Path] = []
+    digest = seed._content_digest
+    monkeypatch.setattr(seed, "_content_digest", lambda p: hashed.append(p) or digest(p))
+    explainer = seed.make_explainer(weights, "resnet18", settings["classes_path"], (64, 64), False)
+    assert seed.make_explainer(weights, "resnet18", settings["classes_path"], (64, 64), False) is (
+        explainer
+    )
+    assert hashed == []
+    os.utime(weights)  # touch
+    assert seed.make_explainer(weights, "resnet18", settings["classes_path"], (64, 64), False) is (
+        explainer
+    )
+    assert hashed == [weights.resolve()]

@@ -1,5 +1,6 @@
 """The seed toolkit's functions: ``generate_gradcam``, ``generate_gradcam_batch``,
-``quick_gradcam``, with its parameter names and defaults.
+``quick_gradcam``, with its parameter names and defaults (``cuda`` defaults to ``None``: CUDA
+when available, without a warning; see :func:`make_explainer`).
 
 They replace ``tools.visualize_gradcam`` of the classification projects camkit grew from:
 the model is built from ``backbone`` and the class file, its checkpoint loaded with
@@ -10,7 +11,9 @@ grey, ImageNet mean/std), and Grad-CAM++ maps are mapped back onto the original 
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -28,18 +31,56 @@ __all__ = ["generate_gradcam", "generate_gradcam_batch", "make_explainer", "quic
 PathLike = str | os.PathLike[str]
 
 
-def _stamp(path: PathLike | None) -> tuple[str, float] | None:
+_HASH_CHUNK = 1 << 20
+
+_digests: dict[str, tuple[tuple[int, ...], str]] = {}
+"""Resolved path -> (stat signature, SHA-256 of the content) of the files last hashed."""
+_digests_lock = threading.Lock()
+
+
+def _content_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _file_key(path: PathLike | None) -> tuple[str, str | None] | None:
+    """The cache key of a checkpoint or class file: its resolved path and the SHA-256 of its
+    content (``None`` when it cannot be read: loading it then raises, and nothing is cached).
+
+    The content is hashed again whenever the file's stat signature changes: device, inode,
+    size, modification time and status-change time (``st_ctime_ns``), all in nanoseconds.
+    The status-change time is set by the system on every write, rename and ``utime`` call,
+    and cannot be carried over by ``cp -p``, ``rsync -t`` or ``touch -d``; so a checkpoint
+    replaced under the same name and modification time is hashed again, and its new weights
+    are loaded. A file touched but not changed keeps its digest, and its explainer.
+    """
     if path is None:
         return None
     resolved = Path(path).resolve()
-    return str(resolved), resolved.stat().st_mtime if resolved.exists() else -1.0
+    key = str(resolved)
+    try:
+        info = resolved.stat()
+        signature = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        with _digests_lock:
+            known = _digests.get(key)
+        if known is not None and known[0] == signature:
+            return key, known[1]
+        digest = _content_digest(resolved)
+    except OSError:
+        return key, None
+    with _digests_lock:
+        _digests[key] = (signature, digest)
+    return key, digest
 
 
 @lru_cache(maxsize=4)
 def _cached_explainer(
-    weights: tuple[str, float] | None,
+    weights: tuple[str, str | None] | None,
     backbone: str,
-    classes: tuple[str, float] | None,
+    classes: tuple[str, str | None] | None,
     input_shape: tuple[int, int],
     device: str,
     letterbox: bool,
@@ -68,26 +109,36 @@ def make_explainer(
     backbone: str = "inception_resnet_v2",
     classes_path: PathLike | None = "model_data/cls_classes.txt",
     input_shape: Sequence[int] = (299, 299),
-    cuda: bool = True,
+    cuda: bool | None = None,
     letterbox: bool = False,
     method: str = "gradcam++",
     layer: str | None = None,
 ) -> Explainer:
     """Build (or reuse) the explainer the seed functions use for these settings.
 
-    Explainers are cached on their arguments and the files' modification times, so calling
-    :func:`generate_gradcam` in a loop loads the checkpoint once. ``cuda=True`` without CUDA
-    falls back to the CPU with one :class:`~camkit.errors.DeviceFallbackWarning`.
+    The last four explainers are cached on their arguments and the content of the checkpoint
+    and class file (their SHA-256, computed again only when a file's inode, size,
+    modification or status-change time changes), so calling :func:`generate_gradcam` in a
+    loop loads the checkpoint once, and a checkpoint replaced under the same name — even with
+    its modification time kept (``cp -p``, ``rsync -t``) — is loaded again.
+
+    ``cuda``: ``None`` (the default) runs on CUDA when it is available, else on the CPU,
+    silently; ``True`` asks for CUDA, and without it falls back to the CPU with one
+    :class:`~camkit.errors.DeviceFallbackWarning` per process; ``False`` runs on the CPU.
+
+    Raises:
+        ConfigurationError: ``input_shape`` is not ``(H, W)``.
+        CheckpointError: the checkpoint or class file is missing or does not fit the model.
     """
     shape = tuple(int(v) for v in input_shape)
     if len(shape) != 2:
         raise ConfigurationError(f"input_shape must be (H, W), got {tuple(input_shape)!r}")
     return _cached_explainer(
-        _stamp(model_path),
+        _file_key(model_path),
         backbone,
-        _stamp(classes_path),
+        _file_key(classes_path),
         (shape[0], shape[1]),
-        "cuda" if cuda else "cpu",
+        "auto" if cuda is None else "cuda" if cuda else "cpu",
         letterbox,
         method,
         layer,
@@ -119,7 +170,7 @@ def generate_gradcam(
     target_class: int | None = None,
     alpha: float = 0.5,
     output_path: PathLike | None = None,
-    cuda: bool = True,
+    cuda: bool | None = None,
     return_image: bool = False,
     *,
     letterbox: bool = False,
@@ -164,7 +215,7 @@ def generate_gradcam_batch(
     input_shape: Sequence[int] = (299, 299),
     target_class: int | None = None,
     alpha: float = 0.5,
-    cuda: bool = True,
+    cuda: bool | None = None,
     return_image: bool = False,
     *,
     letterbox: bool = False,

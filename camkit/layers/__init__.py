@@ -1,7 +1,7 @@
 """Layer resolvers: the :class:`LayerResolver` abstraction and the built-in resolvers, and
 the layout helpers :func:`declared_layout` and :func:`declares_channels_last`."""
 
-from camkit.layers.base import LayerResolver, get_layer, layer_name_of
+from camkit.layers.base import LayerResolver, get_layer, layer_name_of, original_module
 from camkit.layers.structural import StructuralResolver, declared_layout, declares_channels_last
 from camkit.layers.table import (
     BUILTIN_ARCHITECTURES,
@@ -21,4 +21,5 @@ __all__ = [
     "declares_channels_last",
     "get_layer",
     "layer_name_of",
+    "original_module",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import sys
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
@@ -10,7 +11,7 @@ from torch import Tensor, nn
 
 from camkit.errors import LayerNotFoundError
 
-__all__ = ["LayerResolver", "get_layer", "layer_name_of"]
+__all__ = ["LayerResolver", "get_layer", "layer_name_of", "original_module"]
 
 
 class LayerResolver(ABC):
@@ -78,3 +79,25 @@ def layer_name_of(model: nn.Module, module: nn.Module) -> str:
         f"{type(model).__name__}; pass a module taken from this model (for example "
         "model.layer4) or its dotted name"
     )
+
+
+def original_module(model: nn.Module) -> nn.Module:
+    """The module that a model returned by ``torch.compile`` wraps (``compiled._orig_mod``),
+    else ``model``.
+
+    ``torch.compile`` returns a wrapper whose submodules are the original module's, under the
+    prefix ``_orig_mod.``. camkit explains the original module: its layer names are the
+    model's own (``"layer4"``, not ``"_orig_mod.layer4"``), the dry forward of the structural
+    resolver does not go through TorchDynamo (whose tracing of camkit's hooks fails), and
+    camkit's hooks and ``torch.autograd.grad`` calls do not hit compiled graphs (which break
+    at the hooks, or refuse a second backward through donated buffers). The parameters are
+    the same, so the maps are those of the compiled model. Nested wrappers are unwrapped.
+    """
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")  # loaded once torch.compile ran
+    compiled = getattr(eval_frame, "OptimizedModule", None)
+    while compiled is not None and isinstance(model, compiled):
+        inner = getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            break
+        model = inner
+    return model

@@ -56,14 +56,18 @@ def camkit_register_methods() -> Sequence[type[CAMMethod]]:  # type: ignore[empt
     """Return CAM method classes to register, each under its ``name`` class attribute.
 
     The class is instantiated with no arguments for ``Explainer(method="name")``; users who
-    need other arguments pass an instance instead. Two plugins registering the same name is
-    a :class:`~camkit.errors.PluginConflictError`.
+    need other arguments pass an instance instead. When two plugins register the same name,
+    both are listed and using that name raises :class:`~camkit.errors.PluginConflictError`
+    naming both; the other names keep working.
     """
 
 
 @hookspec
 def camkit_register_renderers() -> Sequence[type[Renderer]]:  # type: ignore[empty-body]
-    """Return renderer classes to register, each under its ``name`` class attribute."""
+    """Return renderer classes to register, each under its ``name`` class attribute.
+
+    Name clashes are handled as for :func:`camkit_register_methods`.
+    """
 
 
 @hookspec
@@ -71,7 +75,11 @@ def camkit_register_resolvers() -> Sequence[LayerResolver]:  # type: ignore[empt
     """Return layer resolvers to ask, in order, when no layer is given.
 
     Resolvers from plugins are asked before the built-in architecture table and the
-    structural fallback; the first that returns a layer name wins.
+    structural fallback; the first that returns a layer name wins. A resolver that raises
+    anything but a :class:`~camkit.errors.CamkitError` is passed over with one
+    :class:`~camkit.errors.CamkitPluginWarning` naming the plugin; when no other resolver
+    finds a layer, :class:`~camkit.errors.PluginError` names it
+    (:func:`camkit.plugins.ask_resolvers`).
     """
 
 
@@ -103,6 +111,13 @@ def camkit_to_spatial(
     (``trylast``) accepts 4-D outputs as they are, except for models that declare
     channels-last outputs (timm's ``output_fmt == "NHWC"``), for which it returns ``None``.
 
+    Return ``None`` for models and layers the plugin does not handle; never assume a model's
+    structure. An implementation that raises anything but a
+    :class:`~camkit.errors.CamkitError` is passed over (the others are asked) with one
+    :class:`~camkit.errors.CamkitPluginWarning` naming the plugin, and when no other
+    implementation answers, :class:`~camkit.errors.PluginError` names it. A ``CamkitError``
+    (a :class:`~camkit.errors.LayerResolutionError` refusing a layer) is raised as it is.
+
     Args:
         model: the model being explained.
         layer: dotted name of the target layer.
@@ -124,7 +139,9 @@ def camkit_input_size(model: nn.Module) -> tuple[int, int] | None:
     An explicit ``DataConfig`` or ``transform`` given to the explainer is never overridden.
 
     Implementations are asked last-registered first; the first non-``None`` answer wins. The
-    built-in plugin does not implement this hook.
+    built-in plugin does not implement this hook. An implementation that raises anything but
+    a :class:`~camkit.errors.CamkitError` is passed over with one
+    :class:`~camkit.errors.CamkitPluginWarning` naming the plugin.
 
     Args:
         model: the model, as given to the explainer (it may wrap the module that enforces

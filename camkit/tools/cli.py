@@ -399,10 +399,22 @@ def _run_plugins(_: argparse.Namespace) -> int:
         hooks = ", ".join(hook.removeprefix("camkit_") for hook in info.hooks)
         print(f"{info.name:<20} {info.distribution or '-':<20} {hooks}")
     print()
-    rows = [(e.kind, e.name, e.plugin, e.distribution or "-") for e in list_registrations()]
+    entries = list_registrations()
     print(f"{'kind':<13} {'name':<28} {'plugin':<20} distribution")
-    for kind, name, plugin, dist in rows:
-        print(f"{kind:<13} {name:<28} {plugin:<20} {dist}")
+    clashes: dict[tuple[str, str], list[str]] = {}
+    for e in entries:
+        mark = "  CONFLICT" if e.conflict else ""
+        print(f"{e.kind:<13} {e.name:<28} {e.plugin:<20} {e.distribution or '-'}{mark}")
+        if e.conflict:
+            clashes.setdefault((e.kind, e.name), []).append(
+                f"plugin {e.plugin!r} (distribution {e.distribution!r})"
+            )
+    for (kind, name), providers in clashes.items():
+        print(
+            f"\nCONFLICT: {kind} name {name!r} is registered by {' and by '.join(providers)}. "
+            f"Using it raises PluginConflictError; uninstall one of them, or pass the {kind} "
+            "class itself. Everything else works."
+        )
     return EXIT_OK
 
 
