@@ -334,9 +334,24 @@ def _pil_to_rgb(image: Image.Image, label: str) -> NDArray[np.uint8]:
         if float(values.min()) >= 0.0 and float(values.max()) <= 1.0:
             return _grey_to_rgb(np.rint(values * np.float32(255.0)).astype(np.uint8))
         return _grey_to_rgb(_scale_range(values))
-    if image.mode == "RGB":
-        return np.asarray(image)
-    return np.asarray(image.convert("RGB"))
+    return _banded_rgb(image)
+
+
+_BAND_BYTES = 1 << 24  # the most RGB bytes converted at once from a large image
+
+
+def _banded_rgb(image: Image.Image) -> NDArray[np.uint8]:
+    """``convert("RGB")`` as an array, band by band of rows for large images: PIL holds a
+    converted copy and a byte string of each band only, not of the whole image."""
+    width, height = image.size
+    if width * height * 3 <= _BAND_BYTES:
+        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    rows = max(1, _BAND_BYTES // (width * 3))
+    for top in range(0, height, rows):
+        band = image.crop((0, top, width, min(height, top + rows)))
+        out[top : top + rows] = np.asarray(band if band.mode == "RGB" else band.convert("RGB"))
+    return out
 
 
 def _too_many_pixels(label: str, what: str, limit: int | None) -> InputError:

@@ -58,7 +58,8 @@ def _colormap_code(colormap: str) -> int:
 
 _BLEND_ELEMENTS = 1 << 20
 """Most values blended at once in float32 (4 MiB per temporary)."""
-_FINE_TOP = 65535  # a map value v in [0, 1] upsampled as the 16-bit level round(v · 65535)
+_BAND_PIXELS = 1 << 20
+"""Most pixels of an upsampled overlay coloured at once (4 MiB of float32 map values)."""
 
 
 def _blend_into(
@@ -129,11 +130,10 @@ class ColormapRenderer(Renderer):
     def render_upsampled(
         self, image: NDArray[np.uint8], cam: NDArray[np.floating], alpha: float = 0.5
     ) -> NDArray[np.uint8]:
-        """``render`` of the coarse map ``(h, w)`` resized bilinearly (half-pixel
-        centres) to the image's size, without any float copy of the image: the map is
-        upsampled as 16-bit levels, turned into the colormap's 8-bit levels and colours,
-        and blended into that buffer by OpenCV (``cv2.addWeighted``, rounded in uint8). At
-        most four bytes per pixel are held, the result included (1.3 times the image); the
+        """``render`` of the coarse map ``(h, w)`` resized bilinearly (half-pixel centres,
+        as ``cv2.resize``) to the image's size, computed band by band of rows: each band of
+        the map is interpolated, coloured and blended by OpenCV (``cv2.addWeighted``,
+        rounded in uint8) into the result. Besides the result, only one band is held; the
         colours match ``render`` of the upsampled map to a level.
 
         Raises:
@@ -141,18 +141,30 @@ class ColormapRenderer(Renderer):
         """
         cam32 = check_render_inputs(image, cam, alpha, coarse=True)
         height, width = image.shape[:2]
-        fine = cv2.resize(
-            np.rint(cam32 * np.float32(_FINE_TOP)).astype(np.uint16),
-            (width, height),
-            interpolation=cv2.INTER_LINEAR,
-        )
-        levels = cv2.convertScaleAbs(fine, alpha=255.0 / _FINE_TOP)  # round(v · 255 / 65535)
-        del fine
-        heat = cv2.applyColorMap(levels, self._code)
-        del levels
-        cv2.cvtColor(heat, cv2.COLOR_BGR2RGB, dst=heat)
-        cv2.addWeighted(heat, alpha, image, 1.0 - alpha, 0.0, dst=heat)
-        return np.asarray(heat, dtype=np.uint8)
+        scale_x, scale_y = cam32.shape[1] / width, cam32.shape[0] / height
+        out = np.empty((height, width, 3), dtype=np.uint8)
+        rows = max(1, _BAND_PIXELS // width)
+        for top in range(0, height, rows):
+            bottom = min(height, top + rows)
+            # pixel (x, y) of the band reads the map at ((x + ½)·sx − ½, (top + y + ½)·sy − ½)
+            inverse = np.array(
+                [
+                    [scale_x, 0.0, 0.5 * scale_x - 0.5],
+                    [0.0, scale_y, (top + 0.5) * scale_y - 0.5],
+                ]
+            )
+            values = cv2.warpAffine(
+                cam32,
+                inverse,
+                (width, bottom - top),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
+            levels = cv2.convertScaleAbs(values, alpha=255.0)  # round(255 · v), v in [0, 1]
+            heat = cv2.applyColorMap(levels, self._code)
+            cv2.cvtColor(heat, cv2.COLOR_BGR2RGB, dst=heat)
+            cv2.addWeighted(heat, alpha, image[top:bottom], 1.0 - alpha, 0.0, dst=out[top:bottom])
+        return out
 
     def __repr__(self) -> str:
         if type(self).name == self.colormap:
