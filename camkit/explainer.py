@@ -323,7 +323,8 @@ class Explainer:
 
         Args:
             imgs: a list of inputs as accepted by :meth:`explain`, or an ``(N, C, H, W)``
-                tensor. Non-tensor images are preprocessed to the same size.
+                tensor (float: preprocessed; uint8: images). Images are preprocessed to the
+                same size.
             targets: ``None``, one index for all, one index per image, or a callable
                 ``logits (B, K) -> scores (B,)``.
 
