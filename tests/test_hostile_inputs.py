@@ -332,7 +332,9 @@ def test_a_non_finite_map_names_the_method_and_the_layer() -> None:
     for aug_smooth in (False, True):
         broken = explainer(method=Broken(), layer="body.2", aug_smooth=aug_smooth)
         with pytest.raises(
-            MethodError, match=r"map of broken-test at layer 'body.2' .* image\(s\) \[1\]"
+            MethodError,
+            match=r"Broken.compute returned NaN or infinite values: the map of broken-test at "
+            r"layer 'body.2' for image\(s\) \[1\]",
         ):
             broken.explain_batch([pixels(32, 32, 1), pixels(32, 32, 2)])
 

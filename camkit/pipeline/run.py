@@ -244,12 +244,16 @@ def _method_maps(
     """The method's maps for one context, checked; with ``eigen_smooth``, the ReLU of the
     first principal component of its weighted activations. ``where`` names the method and
     the layer in the error of a non-finite map."""
+    label = type(method).__name__
     if eigen_smooth:
         raw = torch.relu(principal_projection(method.weighted_activations(context)))
+        label += ".weighted_activations (eigen_smooth)"
     else:
         raw = method.compute(context)
-    if isinstance(raw, Tensor) and raw.is_floating_point() and raw.ndim >= 1:
-        _check_maps(raw, where, batch)
+        label += ".compute"
+    shaped = isinstance(raw, Tensor) and raw.ndim == 3 and raw.shape[0] == len(context)
+    if shaped and raw.is_floating_point():  # other outputs: check_output's messages
+        _check_maps(raw, f"{label} returned", where, batch)
     return method.check_output(raw, len(context))
 
 
@@ -307,9 +311,10 @@ def _finite_scores(target: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Ten
     return checked
 
 
-def _check_maps(maps: Tensor, where: str, batch: int) -> None:
-    """Raise unless every map is finite; ``where`` names the method and layer, ``batch`` is
-    the number of images (the maps of augmented copies follow them).
+def _check_maps(maps: Tensor, label: str, where: str, batch: int) -> None:
+    """Raise unless every map is finite; ``label`` says what returned them, ``where`` names
+    the method and layer, ``batch`` is the number of images (the maps of augmented copies
+    follow them).
 
     Raises:
         MethodError: a map holds NaN or infinite values.
@@ -317,8 +322,8 @@ def _check_maps(maps: Tensor, where: str, batch: int) -> None:
     bad = sorted({i % batch for i in _not_finite(maps)})
     if bad:
         raise MethodError(
-            f"the map of {where} holds NaN or infinite values for image(s) {bad} although the "
-            "model's inputs and logits are finite: the activations or gradients at the layer "
+            f"{label} NaN or infinite values: the map of {where} for image(s) {bad}, although "
+            "the model's inputs and logits are finite: the activations or gradients at the layer "
             "overflow, or the method divides by zero; try another layer or method, or the "
             "model in float32"
         )
