@@ -49,7 +49,9 @@ class TargetError(CamkitError, ValueError):
 
 
 class ModelOutputError(CamkitError, TypeError):
-    """The model's forward returned something camkit cannot read class scores from."""
+    """The model's forward returned something camkit cannot read class scores from, or
+    scores that are NaN or infinite for finite inputs (the message names the images and any
+    non-finite weights)."""
 
 
 class LayerNotFoundError(CamkitError, LookupError):

@@ -40,7 +40,13 @@ from camkit.plugins.manager import (
     resolve_renderer,
     resolver_origin,
 )
-from camkit.preprocess import DataConfig, ImageInput, Transform
+from camkit.preprocess import (
+    DEFAULT_MAX_PIXELS,
+    DataConfig,
+    ImageInput,
+    Transform,
+    check_max_pixels,
+)
 from camkit.render.base import Renderer
 from camkit.targets import OutputSelector, TargetSpec, select_logits
 
@@ -128,6 +134,9 @@ class Explainer:
             activations (``w_k · A^k``), after ReLU, as pytorch-grad-cam's option; only for
             methods that define :meth:`~camkit.CAMMethod.weighted_activations`
             (``ConfigurationError`` otherwise).
+        max_pixels: the most pixels (width × height) an image file or PIL image may declare,
+            checked before it is decoded (a guard against decompression bombs and corrupt
+            headers); ``None`` for no limit. See :func:`camkit.preprocess.load_rgb`.
 
     Raises:
         LayerNotFoundError: ``layer`` names no module of ``model``.
@@ -152,6 +161,7 @@ class Explainer:
         batch_size: int = 64,
         aug_smooth: bool = False,
         eigen_smooth: bool = False,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ConfigurationError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -163,6 +173,7 @@ class Explainer:
         self.renderer: Renderer = resolve_renderer(renderer)
         self.fusion: str = check_fusion(fusion)
         self.batch_size: int = batch_size
+        self.max_pixels: int | None = check_max_pixels(max_pixels)
         self.device: torch.device = select_device(device)
         self.model: nn.Module = model.to(self.device)
         self.transform = transform
@@ -248,8 +259,9 @@ class Explainer:
         """The prepare step alone: images become one batch of model inputs on the device.
 
         Raises:
-            InputError: an image cannot be read, the batch is empty, or the inputs
-                preprocess to different shapes.
+            InputError: an image cannot be read or exceeds :attr:`max_pixels`, the batch is
+                empty, the inputs preprocess to different shapes, or hold NaN or infinite
+                values.
         """
         return prepare_batch(
             imgs,
@@ -257,6 +269,7 @@ class Explainer:
             transform=self.transform,
             device=self.device,
             dtype=self._dtype(),
+            max_pixels=self.max_pixels,
         )
 
     def run(
@@ -293,7 +306,9 @@ class Explainer:
 
         Args:
             img: a file path, a PIL image, an RGB uint8 array ``(H, W, 3)`` (grayscale and
-                RGBA are converted), or a preprocessed tensor ``(C, H, W)``/``(1, C, H, W)``.
+                RGBA are converted), a uint8 image tensor ``(C, H, W)`` (as
+                ``torchvision.io.read_image`` returns), or a preprocessed float tensor
+                ``(C, H, W)``/``(1, C, H, W)``.
             target: ``None`` (the predicted class), a class index, or a callable
                 ``logits (B, K) -> scores (B,)``.
 
@@ -315,7 +330,8 @@ class Explainer:
 
         Args:
             imgs: a list of inputs as accepted by :meth:`explain`, or an ``(N, C, H, W)``
-                tensor. Non-tensor images are preprocessed to the same size.
+                tensor (float: preprocessed; uint8: images). Images are preprocessed to the
+                same size.
             targets: ``None``, one index for all, one index per image, or a callable
                 ``logits (B, K) -> scores (B,)``.
 

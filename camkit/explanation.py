@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 from torch import Tensor
 
-from camkit.pipeline.place import maps_on_input, maps_on_originals
+from camkit.pipeline.place import maps_on_grid, maps_on_input, maps_on_originals, overlay_grid
 from camkit.pipeline.prepare import PreparedBatch
 from camkit.render.base import Renderer
 from camkit.tools.output import OutputWriter
@@ -158,6 +158,15 @@ class ExplanationBatch(Sequence["Explanation"]):
         placements = [self._prepared.placements[r] for r in self._rows]
         return self._cached("cams", lambda: maps_on_originals(self._maps, placements))
 
+    def coarse_cam(self, index: int, size: tuple[int, int]) -> NDArray[np.float32]:
+        """The map of explanation ``index`` on a coarser grid ``size`` ``(h, w)`` of its
+        original image, normalised to ``[0, 1]`` (:func:`~camkit.pipeline.place.maps_on_grid`):
+        what the overlay of a large image is coloured from. Not cached."""
+        placement = self._prepared.placements[self._rows[index]]
+        maps = maps_on_grid(self._maps[index : index + 1], placement, size)
+        coarse: NDArray[np.float32] = maps[0]
+        return coarse
+
     def raws(self) -> NDArray[np.float32]:
         """:attr:`maps` as one float32 numpy array ``(N, h, w)``."""
         return self._cached("raws", lambda: self._maps.float().cpu().numpy())
@@ -244,12 +253,27 @@ class Explanation:
         return self.batch.images()[self.index]
 
     def overlay(self, alpha: float = 0.5) -> NDArray[np.uint8]:
-        """Return the map rendered over the image: RGB uint8 ``(H, W, 3)``.
+        """Return the map rendered over the image: RGB uint8 ``(H, W, 3)``, at the image's
+        full size.
+
+        Images of up to :data:`~camkit.pipeline.place.OVERLAY_PIXELS` pixels are drawn from
+        :attr:`cam`. Larger ones are drawn from the map on a coarser grid of at most that
+        many cells (:meth:`ExplanationBatch.coarse_cam`) by the renderer's
+        :meth:`~camkit.Renderer.render_upsampled`, which upsamples it to the image's size:
+        the maps are smooth, so the picture is the same to a few colour levels, and memory
+        stays a small multiple of the image's instead of many float32 copies of it.
 
         Args:
             alpha: weight of the heatmap in the blend, in ``[0, 1]``.
+
+        Raises:
+            ConfigurationError: ``alpha`` is outside ``[0, 1]``.
         """
-        return self.renderer.render(self.image, self.cam, alpha)
+        image = self.image
+        size = overlay_grid((int(image.shape[0]), int(image.shape[1])))
+        if size == image.shape[:2]:
+            return self.renderer.render(image, self.cam, alpha)
+        return self.renderer.render_upsampled(image, self.batch.coarse_cam(self.index, size), alpha)
 
     def save(
         self, path: str | os.PathLike[str], alpha: float = 0.5, *, overwrite: bool = False

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+import struct
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +15,7 @@ import attrs
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor, nn
 
 from camkit.errors import ConfigurationError, InputError
@@ -19,17 +23,26 @@ from camkit.geometry import Placement
 from camkit.plugins.manager import enforced_input_size
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "RESIZE_MODES",
     "DataConfig",
     "ImageInput",
     "Transform",
+    "check_max_pixels",
     "load_rgb",
+    "tensor_image",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+DEFAULT_MAX_PIXELS = 178_956_970
+"""The most pixels (width × height) an image file or PIL image may declare before camkit
+refuses to decode it: PIL's own refusal limit by default (twice ``Image.MAX_IMAGE_PIXELS``,
+about 179 Mpx, 537 MB as RGB). A guard against decompression bombs and corrupt headers;
+``max_pixels`` of :func:`load_rgb` and of :class:`camkit.Explainer` replaces it."""
 
 ImageInput = str | os.PathLike[str] | Image.Image | NDArray[Any] | Tensor
 """Anything :meth:`camkit.Explainer.explain` accepts as one image."""
@@ -46,10 +59,15 @@ _INTERPOLATIONS = {
 }
 
 
-def _triple(name: str) -> Callable[[Any, attrs.Attribute[Any], tuple[float, ...]], None]:
+def _triple(
+    name: str, positive: bool = False
+) -> Callable[[Any, attrs.Attribute[Any], tuple[float, ...]], None]:
     def check(_: Any, __: attrs.Attribute[Any], value: tuple[float, ...]) -> None:
         if len(value) != 3:
             raise ConfigurationError(f"DataConfig.{name} needs 3 values (R, G, B), got {value!r}")
+        if not all(math.isfinite(v) and (v > 0 or not positive) for v in value):
+            kind = "positive finite" if positive else "finite"
+            raise ConfigurationError(f"DataConfig.{name} needs {kind} values, got {value!r}")
 
     return check
 
@@ -107,7 +125,9 @@ class DataConfig:
 
     input_size: tuple[int, int] = attrs.field(default=(224, 224), validator=_positive_size)
     mean: tuple[float, float, float] = attrs.field(default=IMAGENET_MEAN, validator=_triple("mean"))
-    std: tuple[float, float, float] = attrs.field(default=IMAGENET_STD, validator=_triple("std"))
+    std: tuple[float, float, float] = attrs.field(
+        default=IMAGENET_STD, validator=_triple("std", positive=True)
+    )
     interpolation: str = attrs.field(default="bilinear", validator=_one_of(sorted(_INTERPOLATIONS)))
     resize: str = attrs.field(default="stretch", validator=_one_of(RESIZE_MODES))
     fill: int = attrs.field(default=128, validator=_grey_level)
@@ -240,56 +260,273 @@ class DataConfig:
         return list(pixels.permute(0, 2, 3, 1).contiguous().cpu().numpy())
 
 
-def _array_to_rgb(array: NDArray[Any]) -> NDArray[np.uint8]:
-    if array.dtype != np.uint8:
-        raise InputError(
-            f"numpy images must be uint8 (H, W, 3) RGB, got dtype {array.dtype}; convert "
-            "with (x * 255).round().astype(np.uint8) for floats in [0, 1], or pass a "
-            "preprocessed torch tensor instead"
+def check_max_pixels(max_pixels: object) -> int | None:
+    """Validate a pixel limit: an int >= 1, or ``None`` for no limit. Returns it.
+
+    Raises:
+        ConfigurationError: ``max_pixels`` is of another type, or < 1.
+    """
+    if max_pixels is None:
+        return None
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ConfigurationError(
+            f"max_pixels must be an int >= 1 or None (no limit), got {max_pixels!r}"
         )
-    if array.ndim == 2:
-        return np.repeat(array[:, :, None], 3, axis=2)
-    if array.ndim == 3 and array.shape[2] == 1:
-        return np.repeat(array, 3, axis=2)
-    if array.ndim == 3 and array.shape[2] == 3:
-        return np.ascontiguousarray(array)
-    if array.ndim == 3 and array.shape[2] == 4:
-        return np.asarray(Image.fromarray(array, "RGBA").convert("RGB"))
-    raise InputError(
-        f"numpy images must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got "
-        f"{array.shape}; channels-first arrays must be transposed to (H, W, C)"
+    return max_pixels
+
+
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+_SIXTEEN_BIT_TOP = 65535
+_READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error)
+# PIL reads Image.MAX_IMAGE_PIXELS when it opens a file; camkit lifts it, under this lock,
+# only to read the header of a file larger than PIL's limit when max_pixels allows it
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+def _scale_16bit(values: NDArray[Any]) -> NDArray[np.uint8]:
+    """0..65535 onto 0..255: ``round(v / 257)``, so 65535 → 255 and 32896 → 128 exactly."""
+    wide = values.astype(np.uint32)
+    wide += 128
+    wide //= 257
+    return wide.astype(np.uint8)
+
+
+def _scale_range(values: NDArray[Any]) -> NDArray[np.uint8]:
+    """Min-max onto 0..255, rounded; a constant image becomes 0."""
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return np.zeros(values.shape, dtype=np.uint8)
+    scaled = values.astype(np.float32)
+    scaled -= np.float32(low)
+    scaled *= np.float32(255.0 / (high - low))
+    np.clip(np.rint(scaled, out=scaled), 0.0, 255.0, out=scaled)
+    return scaled.astype(np.uint8)
+
+
+def _grey_to_rgb(grey: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    return np.repeat(grey[:, :, None], 3, axis=2)
+
+
+def _no_pixels(label: str, shape: tuple[int, ...]) -> InputError:
+    return InputError(
+        f"{label} has no pixels (shape {shape}); an image needs a height and a width of at "
+        "least 1: check how it was cropped or decoded"
     )
 
 
-def load_rgb(image: str | os.PathLike[str] | Image.Image | NDArray[Any]) -> NDArray[np.uint8]:
+def _array_to_rgb(array: NDArray[Any]) -> NDArray[np.uint8]:
+    sixteen_bit = array.dtype.kind == "u" and array.dtype.itemsize == 2
+    if array.dtype != np.uint8 and not sixteen_bit:
+        raise InputError(
+            f"numpy images must be uint8 (or uint16, scaled by 1/257) (H, W, 3) RGB, got dtype "
+            f"{array.dtype}; convert with (x * 255).round().astype(np.uint8) for floats in "
+            "[0, 1], or pass a preprocessed torch tensor instead"
+        )
+    channels = 1 if array.ndim == 2 else array.shape[2] if array.ndim == 3 else 0
+    if channels not in (1, 3, 4):
+        raise InputError(
+            f"numpy images must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got "
+            f"{array.shape}; channels-first arrays must be transposed to (H, W, C)"
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise _no_pixels("the numpy image", array.shape)
+    if sixteen_bit:
+        array = _scale_16bit(array)
+    if channels == 1:
+        return _grey_to_rgb(array.reshape(array.shape[0], array.shape[1]))
+    if channels == 3:
+        return np.ascontiguousarray(array)
+    return np.asarray(Image.fromarray(np.ascontiguousarray(array), "RGBA").convert("RGB"))
+
+
+def _pil_to_rgb(image: Image.Image, label: str) -> NDArray[np.uint8]:
+    """RGB uint8 pixels of a PIL image, 16-bit and float modes scaled by their range."""
+    if image.mode in _SIXTEEN_BIT_MODES:
+        return _grey_to_rgb(_scale_16bit(np.asarray(image)))
+    if image.mode == "I":  # 32-bit integers, e.g. a 16-bit PNG in older Pillows
+        values = np.asarray(image)
+        in_range = int(values.min()) >= 0 and int(values.max()) <= _SIXTEEN_BIT_TOP
+        return _grey_to_rgb(_scale_16bit(values) if in_range else _scale_range(values))
+    if image.mode == "F":  # 32-bit floats, e.g. a float TIFF
+        values = np.asarray(image)
+        if not bool(np.isfinite(values).all()):
+            raise InputError(
+                f"{label} is a float image holding NaN or infinite values; replace them "
+                "(numpy.nan_to_num) and save or pass it again"
+            )
+        if float(values.min()) >= 0.0 and float(values.max()) <= 1.0:
+            return _grey_to_rgb(np.rint(values * np.float32(255.0)).astype(np.uint8))
+        return _grey_to_rgb(_scale_range(values))
+    return _banded_rgb(image)
+
+
+_BAND_BYTES = 1 << 24  # the most RGB bytes converted at once from a large image
+
+
+def _banded_rgb(image: Image.Image) -> NDArray[np.uint8]:
+    """``convert("RGB")`` as an array, band by band of rows for large images: PIL holds a
+    converted copy and a byte string of each band only, not of the whole image."""
+    width, height = image.size
+    if width * height * 3 <= _BAND_BYTES:
+        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    rows = max(1, _BAND_BYTES // (width * 3))
+    for top in range(0, height, rows):
+        band = image.crop((0, top, width, min(height, top + rows)))
+        out[top : top + rows] = np.asarray(band if band.mode == "RGB" else band.convert("RGB"))
+    return out
+
+
+def _too_many_pixels(label: str, what: str, limit: int | None) -> InputError:
+    if limit is None:  # a frame or tile past PIL's own limit, which camkit lifts for headers only
+        return InputError(
+            f"{label} is too large to decode ({what}); if the image is genuine, raise "
+            "PIL.Image.MAX_IMAGE_PIXELS"
+        )
+    return InputError(
+        f"{label} is too large to decode ({what}): the pixel limit is {limit:,} (max_pixels), "
+        "a guard against decompression bombs and corrupt headers; if the image is genuine, "
+        "raise it: load_rgb(..., max_pixels=N) or Explainer(..., max_pixels=N), None for no "
+        "limit"
+    )
+
+
+def _check_size(image: Image.Image, label: str, limit: int | None) -> None:
+    width, height = image.size
+    if width == 0 or height == 0:
+        raise _no_pixels(label, (height, width))
+    if limit is not None and width * height > limit:
+        what = f"it declares {width}×{height} = {width * height:,} pixels"
+        raise _too_many_pixels(label, what, limit)
+
+
+@contextmanager
+def _pil_limit_lifted() -> Iterator[None]:
+    with _PIL_LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _open(path: Path, label: str, limit: int | None) -> Image.Image:
+    """Open ``path`` lazily (the header only), under camkit's limit instead of PIL's."""
+    try:
+        return Image.open(path)
+    except Image.DecompressionBombError as error:
+        pil_limit = Image.MAX_IMAGE_PIXELS
+        if limit is not None and (pil_limit is None or limit <= 2 * pil_limit):
+            raise _too_many_pixels(label, f"PIL: {error}", limit) from error
+    with _pil_limit_lifted():
+        return Image.open(path)
+
+
+def _decode(image: Image.Image, label: str, limit: int | None, upright: bool) -> NDArray[np.uint8]:
+    """Check the declared size, then decode as RGB uint8; ``upright``: turned by the EXIF
+    orientation, as a viewer shows the file (in place: only for images camkit opened)."""
+    _check_size(image, label, limit)
+    if upright:
+        ImageOps.exif_transpose(image, in_place=True)
+    return _pil_to_rgb(image, label)
+
+
+def load_rgb(
+    image: str | os.PathLike[str] | Image.Image | NDArray[Any],
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> NDArray[np.uint8]:
     """Return an RGB uint8 ``(H, W, 3)`` array from a path, a PIL image or a numpy array.
 
-    Grayscale and palette images are converted to RGB; RGBA images lose their alpha channel.
+    - Files are turned upright by their EXIF orientation tag, as image viewers show them.
+    - Grayscale, palette, CMYK and other 8-bit modes are converted to RGB; RGBA images lose
+      their alpha channel.
+    - 16-bit images (PIL modes ``I;16``, ``I;16B``, ...; numpy ``uint16`` arrays) are scaled
+      by their range: ``round(v / 257)``, so 65535 becomes 255. 16-bit RGB PNGs are read by
+      PIL as 8-bit RGB already. 32-bit integer images (mode ``I``) whose values lie in
+      0..65535 are taken as 16-bit, others are min-max scaled.
+    - Float images (mode ``F``, e.g. float TIFFs) are taken as ``[0, 1]`` when every value
+      lies there, and min-max scaled otherwise (a constant image outside ``[0, 1]`` becomes
+      black); NaN or infinite values are refused.
+
+    Args:
+        image: the image.
+        max_pixels: the most pixels a file or PIL image may declare (width × height),
+            checked from the header before anything is decoded; ``None`` for no limit. It
+            replaces PIL's own ``Image.MAX_IMAGE_PIXELS`` check. numpy arrays are already
+            decoded and are not limited.
 
     Raises:
-        InputError: the file is missing or not a readable image, or the array's shape or
-            dtype is not an image's.
+        InputError: the file is missing or not a readable image, it declares more than
+            ``max_pixels`` pixels, it has no pixels, or the array's shape or dtype is not an
+            image's.
+        ConfigurationError: ``max_pixels`` is not an int >= 1 or None.
     """
+    limit = check_max_pixels(max_pixels)
     if isinstance(image, np.ndarray):
         return _array_to_rgb(image)
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
+        return _read(lambda: image, "the PIL image", limit, opened=False)
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
         if not path.is_file():
             raise InputError(f"image file not found: {str(path)!r}")
-        try:
-            with Image.open(path) as opened:
-                return np.asarray(opened.convert("RGB"))
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-            raise InputError(
-                f"cannot read {str(path)!r} as an image ({type(error).__name__}: {error}); "
-                "is it a complete JPEG/PNG/BMP/TIFF/WebP file?"
-            ) from error
+        label = repr(str(path))
+        return _read(lambda: _open(path, label, limit), label, limit, opened=True)
     raise InputError(
         f"unsupported image type {type(image).__name__}; pass a file path, a PIL image, an "
-        "RGB uint8 numpy array (H, W, 3), or a preprocessed tensor (C, H, W)"
+        "RGB uint8 numpy array (H, W, 3), a uint8 image tensor (C, H, W) or a preprocessed "
+        "float tensor (C, H, W)"
     )
+
+
+def _read(
+    source: Callable[[], Image.Image], label: str, limit: int | None, *, opened: bool
+) -> NDArray[np.uint8]:
+    """Decode the image ``source`` gives, every failure an :class:`InputError`; ``opened``:
+    camkit opened it from a file, so it is turned upright and closed."""
+    try:
+        image = source()
+        try:
+            return _decode(image, label, limit, upright=opened)
+        finally:
+            if opened:
+                image.close()
+    except InputError:
+        raise
+    except Image.DecompressionBombError as error:  # a frame or tile past PIL's limit
+        raise _too_many_pixels(label, f"PIL: {error}", None) from error
+    except MemoryError as error:
+        raise InputError(
+            f"not enough memory to decode {label}; lower max_pixels to refuse such images, "
+            "or downscale the file first"
+        ) from error
+    except _READ_ERRORS as error:
+        raise InputError(
+            f"cannot read {label} as an image ({type(error).__name__}: {error}); "
+            "is it a complete JPEG/PNG/BMP/TIFF/WebP file?"
+        ) from error
+
+
+def tensor_image(tensor: Tensor) -> NDArray[np.uint8]:
+    """An RGB uint8 ``(H, W, 3)`` array from a uint8 ``(C, H, W)`` image tensor, as
+    ``torchvision.io.read_image`` returns: ``C`` = 1 (grey), 3 (RGB) or 4 (RGBA, the alpha
+    channel is dropped). The same pixels as the equivalent numpy image.
+
+    Raises:
+        InputError: the tensor is not uint8, not ``(C, H, W)`` with ``C`` in 1, 3, 4, or
+            has no pixels.
+    """
+    if tensor.dtype != torch.uint8:
+        raise InputError(f"an image tensor must be uint8, got {tensor.dtype}")
+    if tensor.ndim != 3 or tensor.shape[0] not in (1, 3, 4):
+        raise InputError(
+            f"a uint8 tensor is taken as an image (C, H, W) with C = 1, 3 or 4 channels, as "
+            f"torchvision.io.read_image returns; got shape {tuple(tensor.shape)}. For an "
+            "(H, W, C) tensor pass tensor.permute(2, 0, 1) or tensor.numpy()"
+        )
+    return _array_to_rgb(tensor.detach().cpu().permute(1, 2, 0).numpy())
 
 
 def as_batch_list(images: Sequence[Any] | Tensor) -> list[Any]:

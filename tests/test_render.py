@@ -16,7 +16,7 @@ from tiny_models import SmallCNN
 
 import camkit
 from camkit import Explainer, JetRenderer, Renderer
-from camkit.errors import ConfigurationError, OutputError, UnknownNameError
+from camkit.errors import ConfigurationError, InputError, OutputError, UnknownNameError
 from camkit.plugins import create_renderer, list_registrations
 from camkit.render import (
     COLORMAP_RENDERERS,
@@ -73,6 +73,13 @@ def test_shape_and_type_errors() -> None:
         renderer.render(image, np.zeros((4, 4, 1)))
     with pytest.raises(ValueError, match=r"alpha must lie in \[0, 1\]"):
         renderer.render(image, np.zeros((4, 4)), alpha=1.5)
+    for bad in (np.nan, np.inf, -np.inf):  # no overlay is ever drawn from a non-finite map
+        cam = np.full((4, 4), 0.5, dtype=np.float32)
+        cam[1, 2] = bad
+        with pytest.raises(InputError, match="1 NaN or infinite values; no overlay is drawn"):
+            renderer.render(image, cam)
+        with pytest.raises(InputError, match="NaN or infinite"):
+            renderer.render_upsampled(image, cam[1:3, 1:3])
 
 
 # --- every OpenCV colormap as a renderer ------------------------------------------------------
@@ -111,7 +118,6 @@ def test_renderer_is_the_opencv_colormap_blended(name: str) -> None:
     rng = np.random.default_rng(len(name))
     image = rng.integers(0, 256, (6, 9, 3), dtype=np.uint8)
     cam = rng.uniform(-0.2, 1.2, (6, 9)).astype(np.float32)  # clipped to [0, 1]
-    cam[0, 0] = np.nan  # counts as 0
     colours = opencv_colours(name, cam)
     renderer = create_renderer(name)  # the registered class, no arguments
     assert renderer.colormap == name  # type: ignore[attr-defined]

@@ -6,18 +6,33 @@ batch at once, with one matrix product per distinct placement.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+import attrs
 import numpy as np
+import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
 from camkit.geometry import Placement, maps_to_original, normalize_maps
 
-__all__ = ["POSTPROCESS_ELEMENTS", "maps_on_input", "maps_on_originals", "to_input_grid"]
+__all__ = [
+    "OVERLAY_PIXELS",
+    "POSTPROCESS_ELEMENTS",
+    "maps_on_grid",
+    "maps_on_input",
+    "maps_on_originals",
+    "overlay_grid",
+    "to_input_grid",
+]
 
 POSTPROCESS_ELEMENTS = 1 << 24
 """Most map pixels resized at once on the device (64 MiB of float32)."""
+
+OVERLAY_PIXELS = 1 << 22
+"""Most pixels of the grid an overlay's map is coloured on (4 Mpx, 2048 × 2048): larger
+images get their colours upsampled (:meth:`camkit.Explanation.overlay`)."""
 
 
 def to_input_grid(maps: Tensor, input_size: tuple[int, int]) -> Tensor:
@@ -54,3 +69,65 @@ def maps_on_originals(raw: Tensor, placements: Sequence[Placement]) -> list[NDAr
             for index, cam in zip(chunk, arrays, strict=True):
                 cams[index] = cam if len(chunk) == 1 else cam.copy()
     return [cam for cam in cams if cam is not None]
+
+
+def overlay_grid(original_size: tuple[int, int], max_pixels: int | None = None) -> tuple[int, int]:
+    """The grid ``(h, w)`` an overlay's map is coloured on for an image of ``original_size``
+    ``(H, W)``: the image's own when it has at most ``max_pixels`` pixels (default
+    :data:`OVERLAY_PIXELS`), else the largest grid of about the same aspect ratio with at
+    most that many cells."""
+    limit = OVERLAY_PIXELS if max_pixels is None else max_pixels
+    height, width = original_size
+    if height * width <= limit:
+        return original_size
+    factor = math.sqrt(limit / (height * width))
+    rows = max(1, min(height, int(height * factor)))
+    return rows, max(1, min(width, int(width * factor), limit // rows))
+
+
+def _original_range(raw: Tensor, placement: Placement) -> tuple[Tensor, Tensor]:
+    """The minimum and maximum ``(B,)`` of each map on the original pixels, as
+    :func:`maps_on_originals` computes them, band by band of rows (at most
+    :data:`POSTPROCESS_ELEMENTS` values at once) so that no full-size map is held."""
+    height, width = placement.original_size
+    rows = max(1, POSTPROCESS_ELEMENTS // max(1, width * raw.shape[0]))
+    lows: list[Tensor] = []
+    highs: list[Tensor] = []
+    for start in range(0, height, rows):
+        stop = min(height, start + rows)
+        band = attrs.evolve(
+            placement,
+            original_size=(stop - start, width),
+            offset_y=placement.offset_y + placement.scale_y * start,
+        )
+        mapped = maps_to_original(raw, band)
+        lows.append(mapped.amin(dim=(1, 2)))
+        highs.append(mapped.amax(dim=(1, 2)))
+    return torch.stack(lows).amin(dim=0), torch.stack(highs).amax(dim=0)
+
+
+def maps_on_grid(raw: Tensor, placement: Placement, size: tuple[int, int]) -> NDArray[np.float32]:
+    """Normalised maps ``(B, h, w)`` on a coarser grid ``size`` of the original images of
+    ``placement``: cell ``(i, j)`` takes the map's value at the centre of the original
+    region it covers, as :func:`maps_on_originals` takes it at each pixel's centre, and is
+    normalised by the minimum and maximum of the maps on the original pixels, so its values
+    are those of :func:`maps_on_originals` at those points (clipped to ``[0, 1]``).
+
+    Computed on the maps' device without a full-size map; what an overlay of a large image
+    is coloured from.
+    """
+    maps = raw.float()
+    height, width = placement.original_size
+    coarse = attrs.evolve(
+        placement,
+        original_size=size,
+        scale_x=placement.scale_x * width / size[1],
+        scale_y=placement.scale_y * height / size[0],
+    )
+    low, high = _original_range(maps, placement)
+    span = high - low
+    scale = torch.where(span > 0, span, torch.ones_like(span))
+    mapped = maps_to_original(maps, coarse)
+    mapped.sub_(low[:, None, None]).div_(scale[:, None, None]).clamp_(0.0, 1.0)
+    result: NDArray[np.float32] = mapped.cpu().numpy()
+    return result

@@ -2,7 +2,12 @@
 
 Every :class:`~camkit.geometry.Placement` of the engine is built here: by the data config for
 images it preprocesses (stretch, crop or letterbox), as a plain stretch for a user transform,
-and as the identity for tensors, which are their own originals.
+and as the identity for float tensors, which are their own originals. uint8 image tensors
+(``torchvision.io.read_image``'s ``(C, H, W)``) take the path of the equivalent numpy image.
+
+Every input is checked here: non-finite values (NaN, infinity) in a tensor or in what a
+transform returns, and tensors of integer, bool or complex dtypes, are an
+:class:`~camkit.errors.InputError`.
 """
 
 from __future__ import annotations
@@ -20,7 +25,15 @@ from torch import Tensor
 
 from camkit.errors import InputError
 from camkit.geometry import Placement
-from camkit.preprocess import DataConfig, ImageInput, Transform, as_batch_list, load_rgb
+from camkit.preprocess import (
+    DEFAULT_MAX_PIXELS,
+    DataConfig,
+    ImageInput,
+    Transform,
+    as_batch_list,
+    load_rgb,
+    tensor_image,
+)
 
 __all__ = ["PreparedBatch", "prepare_batch"]
 
@@ -73,13 +86,26 @@ class PreparedBatch:
         return self._originals.get()
 
 
-def _from_tensor(item: Tensor) -> Tensor:
+def _from_tensor(item: Tensor, index: int) -> Tensor:
+    """A tensor input as ``(C, H, W)``: a float tensor (already preprocessed) or a uint8 image."""
     if item.ndim == 4 and item.shape[0] == 1:
         item = item[0]
     if item.ndim != 3:
         raise InputError(
             f"a tensor image must have shape (C, H, W) or (1, C, H, W), got "
             f"{tuple(item.shape)}; use explain_batch for (N, C, H, W)"
+        )
+    if not item.is_floating_point() and item.dtype != torch.uint8:
+        raise InputError(
+            f"image {index} is a {item.dtype} tensor; camkit takes a float tensor (C, H, W) "
+            "as already preprocessed (resized, scaled, normalised), and a uint8 tensor "
+            "(C, H, W) as the image's pixels (torchvision.io.read_image). Convert it: "
+            "tensor.to(torch.uint8) for 0..255 pixels, or preprocess it to floats"
+        )
+    if item.numel() == 0:
+        raise InputError(
+            f"image {index} is an empty tensor {tuple(item.shape)}; an image needs at least "
+            "one channel, row and column"
         )
     return item
 
@@ -95,6 +121,12 @@ def _from_image(
             "the transform must return a (C, H, W) tensor, got "
             f"{type(tensor).__name__} {tuple(getattr(tensor, 'shape', ()))}"
         )
+    if not tensor.is_floating_point():
+        raise InputError(
+            f"the transform returned a {tensor.dtype} tensor; it must return the model's "
+            "float input (end it with T.ToTensor() or T.ConvertImageDtype(torch.float32), "
+            "then normalise)"
+        )
     size = (int(tensor.shape[1]), int(tensor.shape[2]))
     return tensor, Placement.stretch((image.shape[0], image.shape[1]), size)
 
@@ -106,13 +138,23 @@ def prepare_batch(
     transform: Transform | None,
     device: torch.device,
     dtype: torch.dtype,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> PreparedBatch:
     """Turn images (paths, PIL images, arrays, tensors) or an ``(N, C, H, W)`` tensor into
     one :class:`PreparedBatch`.
 
+    Float tensors are taken as already preprocessed. uint8 tensors ``(C, H, W)`` (and uint8
+    ``(N, C, H, W)`` batches) are images, preprocessed as the equivalent numpy image.
+
+    Args:
+        max_pixels: the pixel limit of image files and PIL images
+            (:func:`~camkit.preprocess.load_rgb`); ``None`` for no limit.
+
     Raises:
-        InputError: an image cannot be read, the batch is empty, or the inputs preprocess to
-            different shapes.
+        InputError: an image cannot be read or exceeds ``max_pixels``, the batch is empty,
+            the inputs preprocess to different shapes, a tensor has an integer, bool or
+            complex dtype or no elements, or an input (a tensor, or what the transform
+            returned) holds NaN or infinite values, or values the model's dtype cannot hold.
     """
     items: list[Any] = as_batch_list(imgs)
     if not items:
@@ -120,15 +162,18 @@ def prepare_batch(
     tensors: list[Tensor] = []
     decoded: list[NDArray[np.uint8] | None] = []
     placements: list[Placement] = []
-    for item in items:
+    for index, item in enumerate(items):
         if isinstance(item, Tensor):
-            tensor = _from_tensor(item)
-            size = (int(tensor.shape[1]), int(tensor.shape[2]))
-            tensors.append(tensor)
-            decoded.append(None)
-            placements.append(Placement.stretch(size, size))
-            continue
-        image = load_rgb(item)
+            tensor = _from_tensor(item, index)
+            if tensor.is_floating_point():
+                size = (int(tensor.shape[1]), int(tensor.shape[2]))
+                tensors.append(tensor)
+                decoded.append(None)
+                placements.append(Placement.stretch(size, size))
+                continue
+            image = tensor_image(tensor)
+        else:
+            image = load_rgb(item, max_pixels=max_pixels)
         tensor, placement = _from_image(image, config, transform)
         tensors.append(tensor)
         decoded.append(image)
@@ -139,12 +184,41 @@ def prepare_batch(
             f"images of one batch must preprocess to the same shape, got {sorted(shapes)}; "
             "resize the tensors or explain them separately"
         )
-    # a batch tensor is not split and re-stacked
-    stacked = imgs if isinstance(imgs, Tensor) else torch.stack(tensors)
+    # a float batch tensor is not split and re-stacked
+    whole = isinstance(imgs, Tensor) and imgs.is_floating_point()
+    stacked = imgs if isinstance(imgs, Tensor) and whole else torch.stack(tensors)
+    _check_finite(stacked, decoded, "")
     inputs = stacked.to(device, dtype, copy=True)
+    if inputs.dtype != stacked.dtype:
+        _check_finite(inputs, decoded, f" once cast to the model's {dtype}")
     from_tensors = [i for i, d in enumerate(decoded) if d is None]
     # tensor inputs are de-normalised from the caller's values, before any cast to the
     # model's dtype; kept as a copy on the model's device until an original is asked for
     caller_values = stacked[from_tensors].detach().to(device, copy=True) if from_tensors else None
     originals = _Originals(decoded, caller_values, config)
     return PreparedBatch(inputs, tuple(placements), originals)
+
+
+def _check_finite(batch: Tensor, decoded: Sequence[object | None], cast: str) -> None:
+    """Raise unless every value of ``batch`` is finite, naming the images that are not."""
+    finite = torch.isfinite(batch.detach()).flatten(1).all(dim=1)
+    if bool(finite.all()):
+        return
+    bad = [int(i) for i in torch.nonzero(~finite).flatten().tolist()]
+    source = "tensor" if any(decoded[i] is None for i in bad) else "transform's output"
+    if cast:
+        advice = (
+            "the model's dtype cannot hold them: scale the inputs down, or explain with the "
+            "model in float32"
+        )
+    elif source == "tensor":
+        advice = (
+            "find where they come from (a division by zero in the preprocessing?), or "
+            "replace them with torch.nan_to_num"
+        )
+    else:
+        advice = "check the transform (a division by a zero std?)"
+    raise InputError(
+        f"image(s) {bad} of the batch hold NaN or infinite values{cast} (in the {source}); "
+        f"a map of such an input is meaningless: {advice}"
+    )

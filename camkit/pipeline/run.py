@@ -26,7 +26,13 @@ import torch
 from torch import Tensor, nn
 
 from camkit.capture import Forward, explanation_mode, record_forward
-from camkit.errors import ConfigurationError, LayerResolutionError, TargetError
+from camkit.errors import (
+    ConfigurationError,
+    LayerResolutionError,
+    MethodError,
+    ModelOutputError,
+    TargetError,
+)
 from camkit.explanation import ExplanationBatch
 from camkit.methods.base import CAMMethod, LayerCapture
 from camkit.methods.context import MethodContext, Runner, TargetScore, capture_layers
@@ -113,7 +119,7 @@ def _target_sets(
 ) -> list[TargetScore]:
     if classes is None:
         if callable(target):  # its output is checked by TargetScore when called
-            return [TargetScore(None, target)]
+            return [TargetScore(None, _finite_scores(target))]
         _, indices = target_scores(logits, target)
         return [TargetScore(torch.tensor(indices, device=logits.device, dtype=torch.long))]
     matrix = classes.indices(logits)
@@ -166,6 +172,7 @@ def run_pipeline(
             layers,
             gradients=method.needs_gradients,
         )
+        _check_logits(model, forward.logits, batch)
         sets = _target_sets(forward.logits[:batch], target, classes)
         versions = len(AUGMENTATIONS) if aug_smooth else 1
         per_set: list[Tensor] = []
@@ -187,8 +194,10 @@ def run_pipeline(
                     method,
                     _context(runner, method, forward, score, capture, layers, native),
                     eigen_smooth,
+                    f"{method_name} at layer {layer!r}",
+                    batch,
                 )
-                for capture, native in zip(captures, natives, strict=True)
+                for capture, native, layer in zip(captures, natives, layers, strict=True)
             ]
             if aug_smooth:
                 fused, maps = smooth_maps(maps, prepared.input_size, fusion, batch)
@@ -229,14 +238,95 @@ def check_eigen_smooth(method: CAMMethod) -> None:
         )
 
 
-def _method_maps(method: CAMMethod, context: MethodContext, eigen_smooth: bool) -> Tensor:
+def _method_maps(
+    method: CAMMethod, context: MethodContext, eigen_smooth: bool, where: str, batch: int
+) -> Tensor:
     """The method's maps for one context, checked; with ``eigen_smooth``, the ReLU of the
-    first principal component of its weighted activations."""
+    first principal component of its weighted activations. ``where`` names the method and
+    the layer in the error of a non-finite map."""
+    label = type(method).__name__
     if eigen_smooth:
         raw = torch.relu(principal_projection(method.weighted_activations(context)))
+        label += ".weighted_activations (eigen_smooth)"
     else:
         raw = method.compute(context)
+        label += ".compute"
+    shaped = isinstance(raw, Tensor) and raw.ndim == 3 and raw.shape[0] == len(context)
+    if shaped and raw.is_floating_point():  # other outputs: check_output's messages
+        _check_maps(raw, f"{label} returned", where, batch)
     return method.check_output(raw, len(context))
+
+
+def _not_finite(values: Tensor) -> list[int]:
+    """The indices along the first dimension of the rows holding NaN or infinite values."""
+    if values.numel() == 0:
+        return []
+    finite = torch.isfinite(values.detach()).reshape(values.shape[0], -1).all(dim=1)
+    return [int(i) for i in torch.nonzero(~finite).flatten().tolist()]
+
+
+def _check_logits(model: nn.Module, logits: Tensor, batch: int) -> None:
+    """Raise unless the model's logits are finite, naming the images and suspect weights.
+
+    Raises:
+        ModelOutputError: some logits are NaN or infinite.
+    """
+    bad = _not_finite(logits)
+    if not bad:
+        return
+    images = sorted({i % batch for i in bad})
+    broken = [
+        name
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+    cause = (
+        f"{len(broken)} of its parameters and buffers hold NaN or infinite values (first "
+        f"{broken[0]!r}): the weights are broken (a diverged training run?); load good ones"
+        if broken
+        else "its weights are finite, so look for an overflow or a division by zero in its "
+        "forward (a float16 model?)"
+    )
+    raise ModelOutputError(
+        f"the logits of {type(model).__name__} for image(s) {images} of the batch hold NaN or "
+        f"infinite values although the inputs are finite: {cause}"
+    )
+
+
+def _finite_scores(target: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    """``target`` with its scores checked before any gradient is taken of them (the logits
+    are checked already, so this catches the callable's own NaN or infinity)."""
+
+    def checked(logits: Tensor) -> Tensor:
+        scores = target(logits)
+        if isinstance(scores, Tensor) and scores.ndim == 1:
+            bad = _not_finite(scores[:, None])
+            if bad:
+                raise TargetError(
+                    f"the target's score for image(s) {bad} is NaN or infinite although the "
+                    "logits are finite: check the callable target (a log of 0?)"
+                )
+        return scores
+
+    return checked
+
+
+def _check_maps(maps: Tensor, label: str, where: str, batch: int) -> None:
+    """Raise unless every map is finite; ``label`` says what returned them, ``where`` names
+    the method and layer, ``batch`` is the number of images (the maps of augmented copies
+    follow them).
+
+    Raises:
+        MethodError: a map holds NaN or infinite values.
+    """
+    bad = sorted({i % batch for i in _not_finite(maps)})
+    if bad:
+        raise MethodError(
+            f"{label} NaN or infinite values: the map of {where} for image(s) {bad}, although "
+            "the model's inputs and logits are finite: the activations or gradients at the layer "
+            "overflow, or the method divides by zero; try another layer or method, or the "
+            "model in float32"
+        )
 
 
 @contextmanager

@@ -56,6 +56,30 @@ def _colormap_code(colormap: str) -> int:
     )
 
 
+_BLEND_ELEMENTS = 1 << 20
+"""Most values blended at once in float32 (4 MiB per temporary)."""
+_BAND_PIXELS = 1 << 20
+"""Most pixels of an upsampled overlay coloured at once (4 MiB of float32 map values)."""
+
+
+def _blend_into(
+    heat: NDArray[np.uint8], image: NDArray[np.uint8], alpha: float
+) -> NDArray[np.uint8]:
+    """``round(alpha · heat + (1 − alpha) · image)`` written into ``heat`` and returned,
+    computed in float32 band by band of rows, so the temporaries stay small."""
+    rows = max(1, _BLEND_ELEMENTS // max(1, heat.shape[1] * heat.shape[2]))
+    for start in range(0, heat.shape[0], rows):
+        band = slice(start, start + rows)
+        mixed = heat[band].astype(np.float32)
+        mixed *= alpha
+        other = image[band].astype(np.float32)
+        other *= 1.0 - alpha
+        mixed += other
+        np.clip(np.rint(mixed, out=mixed), 0, 255, out=mixed)
+        heat[band] = mixed
+    return heat
+
+
 class ColormapRenderer(Renderer):
     """An OpenCV colormap blended over the image.
 
@@ -101,9 +125,46 @@ class ColormapRenderer(Renderer):
         self, image: NDArray[np.uint8], cam: NDArray[np.floating], alpha: float = 0.5
     ) -> NDArray[np.uint8]:
         cam32 = check_render_inputs(image, cam, alpha)
-        heat = self.heatmap(cam32).astype(np.float32)
-        blended = alpha * heat + (1.0 - alpha) * image.astype(np.float32)
-        return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+        return _blend_into(self.heatmap(cam32), image, alpha)
+
+    def render_upsampled(
+        self, image: NDArray[np.uint8], cam: NDArray[np.floating], alpha: float = 0.5
+    ) -> NDArray[np.uint8]:
+        """``render`` of the coarse map ``(h, w)`` resized bilinearly (half-pixel centres,
+        as ``cv2.resize``) to the image's size, computed band by band of rows: each band of
+        the map is interpolated, coloured and blended by OpenCV (``cv2.addWeighted``,
+        rounded in uint8) into the result. Besides the result, only one band is held; the
+        colours match ``render`` of the upsampled map to a level.
+
+        Raises:
+            InputError, ConfigurationError: as :func:`check_render_inputs` with ``coarse``.
+        """
+        cam32 = check_render_inputs(image, cam, alpha, coarse=True)
+        height, width = image.shape[:2]
+        scale_x, scale_y = cam32.shape[1] / width, cam32.shape[0] / height
+        out = np.empty((height, width, 3), dtype=np.uint8)
+        rows = max(1, _BAND_PIXELS // width)
+        for top in range(0, height, rows):
+            bottom = min(height, top + rows)
+            # pixel (x, y) of the band reads the map at ((x + ½)·sx − ½, (top + y + ½)·sy − ½)
+            inverse = np.array(
+                [
+                    [scale_x, 0.0, 0.5 * scale_x - 0.5],
+                    [0.0, scale_y, (top + 0.5) * scale_y - 0.5],
+                ]
+            )
+            values = cv2.warpAffine(
+                cam32,
+                inverse,
+                (width, bottom - top),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
+            levels = cv2.convertScaleAbs(values, alpha=255.0)  # round(255 · v), v in [0, 1]
+            heat = cv2.applyColorMap(levels, self._code)
+            cv2.cvtColor(heat, cv2.COLOR_BGR2RGB, dst=heat)
+            cv2.addWeighted(heat, alpha, image[top:bottom], 1.0 - alpha, 0.0, dst=out[top:bottom])
+        return out
 
     def __repr__(self) -> str:
         if type(self).name == self.colormap:

@@ -474,7 +474,7 @@ def iter_explain_files(
                 outcomes: dict[int, list[FileResult]] = {}
                 for i, job in enumerate(chunk):
                     try:
-                        loaded.append((i, load_rgb(job.source)))
+                        loaded.append((i, load_rgb(job.source, max_pixels=explainer.max_pixels)))
                     except InputError as error:
                         outcomes[i] = [_skip(job.source, error, preprocessing)]
                 images = [image for _, image in loaded]

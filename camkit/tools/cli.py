@@ -33,7 +33,7 @@ from camkit.plugins.manager import (
     list_renderers,
     resolve_method,
 )
-from camkit.preprocess import RESIZE_MODES, DataConfig
+from camkit.preprocess import DEFAULT_MAX_PIXELS, RESIZE_MODES, DataConfig
 from camkit.tools.batch import (
     check_outputs,
     explain_files,
@@ -57,6 +57,13 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
+
+
+def _pixel_limit(text: str) -> int | None:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 for no limit), got {value}")
+    return value or None
 
 
 def _alpha(text: str) -> float:
@@ -181,6 +188,14 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--batch-size", type=_positive_int, default=8, metavar="N")
     out.add_argument(
+        "--max-pixels",
+        type=_pixel_limit,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help=f"largest image (width x height) to decode; bigger files become error rows "
+        f"(default {DEFAULT_MAX_PIXELS}, PIL's own limit; 0 for no limit)",
+    )
+    out.add_argument(
         "--no-recursive",
         action="store_true",
         help="search only the folders given, not their subfolders (by default subfolders "
@@ -295,6 +310,7 @@ def _run_explain(args: argparse.Namespace) -> int:
         renderer=args.colormap,
         aug_smooth=args.aug_smooth,
         eigen_smooth=args.eigen_smooth,
+        max_pixels=args.max_pixels,
     )
     if not args.weights and not is_factory_spec(args.model):
         print(
