@@ -38,14 +38,19 @@ __all__ = [
     "REPORT_COLUMNS",
     "FileResult",
     "ImageJob",
+    "OverlayWriters",
     "ReportWriter",
     "check_outputs",
+    "describe_preprocessing",
+    "error_result",
     "explain_files",
+    "explain_images",
     "find_images",
     "iter_explain_files",
     "method_slug",
     "plan_outputs",
     "report_row",
+    "save_result",
 ]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
@@ -359,14 +364,21 @@ def check_outputs(
         writer.check_planned(paths)
 
 
-class _OverlayWriters:
-    """One :class:`~camkit.tools.output.OutputWriter` per output folder."""
+class OverlayWriters:
+    """One :class:`~camkit.tools.output.OutputWriter` per output folder (a job's
+    :attr:`ImageJob.output_root`), made when first needed: what :func:`save_result` writes
+    overlays with.
+
+    Args:
+        overwrite: replace overlays that exist.
+    """
 
     def __init__(self, overwrite: bool) -> None:
         self.overwrite = overwrite
         self._writers: dict[Path, OutputWriter] = {}
 
     def for_job(self, job: ImageJob) -> OutputWriter:
+        """The writer of ``job``'s output folder."""
         root = job.output_root
         if root not in self._writers:
             self._writers[root] = OutputWriter(root, overwrite=self.overwrite)
@@ -388,14 +400,20 @@ _RUN_WIDE: tuple[type[CamkitError], ...] = (
 image: :func:`iter_explain_files` lets them propagate instead of writing them as rows."""
 
 
-def _skip(image: Path, error: BaseException, preprocessing: str) -> FileResult:
+def error_result(image: Path, error: BaseException, preprocessing: str = "") -> FileResult:
+    """The result of an image that failed: its ``error`` is ``"<type>: <message>"``.
+
+    Also warns (:class:`~camkit.errors.ImageSkippedWarning`) naming the image.
+    """
     message = f"{type(error).__name__}: {error}"
     warnings.warn(f"camkit: skipped {str(image)!r}: {message}", ImageSkippedWarning, stacklevel=3)
     return FileResult(image, None, None, message, preprocessing)
 
 
-def _preprocessing(explainer: Explainer) -> str:
-    """How the explainer fits images to the model, in words."""
+def describe_preprocessing(explainer: Explainer) -> str:
+    """How the explainer fits images to the model, in words (the report's
+    ``preprocessing`` column): ``"custom transform"`` or
+    :meth:`~camkit.preprocess.DataConfig.describe`."""
     if explainer.transform is not None:
         return "custom transform"
     return explainer.data_config.describe()
@@ -463,9 +481,9 @@ def iter_explain_files(
         raise ConfigurationError(f"top must be an int >= 1 or None, got {top!r}")
     show = sys.stderr.isatty() if progress is None else progress
     check_outputs(jobs if save else [], report, by_class=top is not None, overwrite=overwrite)
-    outputs = _OverlayWriters(overwrite) if save else None
+    outputs = OverlayWriters(overwrite) if save else None
     writer = ReportWriter(report, overwrite=overwrite) if report is not None else None
-    preprocessing = _preprocessing(explainer)
+    preprocessing = describe_preprocessing(explainer)
     try:
         with tqdm(total=len(jobs), disable=not show, unit="img", desc="camkit") as bar:
             for start in range(0, len(jobs), batch_size):
@@ -476,17 +494,19 @@ def iter_explain_files(
                     try:
                         loaded.append((i, load_rgb(job.source, max_pixels=explainer.max_pixels)))
                     except InputError as error:
-                        outcomes[i] = [_skip(job.source, error, preprocessing)]
+                        outcomes[i] = [error_result(job.source, error, preprocessing)]
                 images = [image for _, image in loaded]
                 for (i, _), group in zip(
-                    loaded, _explain_each(explainer, images, target, top), strict=True
+                    loaded, explain_images(explainer, images, target, top), strict=True
                 ):
                     job = chunk[i]
                     if isinstance(group, BaseException):
-                        outcomes[i] = [_skip(job.source, group, preprocessing)]
+                        outcomes[i] = [error_result(job.source, group, preprocessing)]
                         continue
                     outcomes[i] = [
-                        _save(job, explanation, outputs, alpha, top is not None, preprocessing)
+                        save_result(
+                            job, explanation, outputs, alpha, top is not None, preprocessing
+                        )
                         for explanation in group
                     ]
                 for i in range(len(chunk)):
@@ -513,12 +533,25 @@ def _explain(
     return [flat[i : i + per_image] for i in range(0, len(flat), per_image)]
 
 
-def _explain_each(
-    explainer: Explainer, images: list[NDArray[np.uint8]], target: int | None, top: int | None
+def explain_images(
+    explainer: Explainer,
+    images: list[NDArray[np.uint8]],
+    target: int | None = None,
+    top: int | None = None,
 ) -> list[list[Explanation] | Exception]:
-    """:func:`_explain`, with the images explained again one by one when the batch fails
-    for a reason that may concern some images only: each one then gets its explanations or
-    the error it raised alone. Errors of :data:`_RUN_WIDE` propagate."""
+    """Explain decoded images as one batch; for each image, its explanations (one, or its
+    ``top`` classes best first) or the error that stopped it.
+
+    When the batch fails for a reason that may concern some images only (a
+    :class:`~camkit.errors.CamkitError` about an input, a ``RuntimeError`` from the model),
+    the images are explained again one by one, so each one gets its explanations or the
+    error it raised alone. Every engine (the folder run, the Ray engine) explains its batches
+    with this function.
+
+    Raises:
+        CamkitError: an error that concerns the whole run (a bad option, a target out of
+            range, a layer or method that cannot be used, a plugin error).
+    """
     try:
         return list(_explain(explainer, images, target, top))
     except _RUN_WIDE:
@@ -537,16 +570,19 @@ def _explain_each(
     return outcomes
 
 
-def _save(
+def save_result(
     job: ImageJob,
     explanation: Explanation,
-    outputs: _OverlayWriters | None,
+    outputs: OverlayWriters | None,
     alpha: float,
     by_class: bool,
     preprocessing: str,
 ) -> FileResult:
-    """Write one overlay (named for its class with ``by_class``) unless ``outputs`` is
-    ``None``; an error becomes a row."""
+    """The result of one explanation of ``job``'s image, with its overlay written (named for
+    its class with ``by_class``: ``x_gradcampp_class3.jpg``) unless ``outputs`` is ``None``.
+
+    An overlay that cannot be written makes an error result (:func:`error_result`).
+    """
     heatmap: Path | None = None
     if outputs is not None:
         output = job.output
@@ -555,7 +591,7 @@ def _save(
         try:
             heatmap = outputs.for_job(job).write_image(output, explanation.overlay(alpha))
         except (OSError, CamkitError) as error:
-            return _skip(job.source, error, preprocessing)
+            return error_result(job.source, error, preprocessing)
     return FileResult(job.source, heatmap, explanation, None, preprocessing)
 
 
