@@ -149,7 +149,11 @@ def test_a_run_over_every_kind_of_bad_file_keeps_every_good_result(
         assert row["heatmap"] == expected["heatmap"].replace("o2", "o1", 1) != ""
         overlay = tmp_path / "o1" / f"{Path(name).stem}_gradcampp.jpg"
         twin = tmp_path / "o2" / overlay.name
-        np.testing.assert_array_equal(np.asarray(Image.open(overlay)), np.asarray(Image.open(twin)))
+        # batches of other images than in the clean run: the same overlay up to float32
+        # summation order (a map value on a rounding edge may move one level)
+        ours = np.asarray(Image.open(overlay), np.int16)
+        theirs = np.asarray(Image.open(twin), np.int16)
+        assert ours.shape == theirs.shape and np.abs(ours - theirs).mean() < 0.5, name
     # no cell a spreadsheet would run as a formula; the page holds every row and escapes the markup
     cells = [cell for row in rows.values() for cell in row.values()]
     assert not [c for c in cells if c[:1] in ("=", "+", "@", "\t", "\r")]
