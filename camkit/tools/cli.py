@@ -66,6 +66,13 @@ def _pixel_limit(text: str) -> int | None:
     return value or None
 
 
+def _workers(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 for no worker threads), got {value}")
+    return value
+
+
 def _alpha(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -187,6 +194,14 @@ def _build_parser() -> argparse.ArgumentParser:
         help="replace overlays and a report that exist (default: stop before any work)",
     )
     out.add_argument("--batch-size", type=_positive_int, default=8, metavar="N")
+    out.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        metavar="N",
+        help="threads that decode images while the model runs, and as many that write "
+        "overlays (default: the CPU count, at most 4; 0: none, one step after the other)",
+    )
     out.add_argument(
         "--max-pixels",
         type=_pixel_limit,
@@ -332,6 +347,7 @@ def _run_explain(args: argparse.Namespace) -> int:
             report=report,
             progress=False if args.no_progress else None,
             overwrite=args.overwrite,
+            workers=args.workers,
         )
     for result in results:
         e = result.explanation
