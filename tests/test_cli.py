@@ -949,3 +949,25 @@ def test_workers_option_is_checked_and_documented(
     for extra in ([], ["--workers", "3"]):
         main(["explain", str(files / "good"), *model_args(files), "--out", str(tmp_path), *extra])
     assert passed == [None, 3]  # None: the library's default, the CPU count (at most 4)
+
+
+def test_importing_camkit_loads_what_is_used_only() -> None:
+    """``import camkit`` loads neither torch nor the command line (names are imported on
+    first use); the top-level names and submodules still resolve, for ``dir`` too."""
+    code = (
+        "import sys, camkit, camkit.errors, camkit.tools.output\n"
+        "print('torch' in sys.modules, 'camkit.tools.cli' in sys.modules)\n"
+        "from camkit import Explainer, generate_gradcam_batch\n"
+        "print(Explainer.__module__, generate_gradcam_batch.__module__)\n"
+        "print(camkit.plugins.__name__, set(camkit.__all__) <= set(dir(camkit)))\n"
+        "print('camkit.tools.html_report' in sys.modules)\n"
+        "try:\n    camkit.no_such_name\nexcept AttributeError as error:\n    print(error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == [
+        "False False",
+        "camkit.explainer camkit.compat.seed",
+        "camkit.plugins True",
+        "False",  # the HTML page's module: only for --html
+        "module 'camkit' has no attribute 'no_such_name'",
+    ]

@@ -41,7 +41,6 @@ from camkit.tools.batch import (
     method_slug,
     plan_outputs,
 )
-from camkit.tools.html_report import HTML_INDEX, write_html_report
 
 __all__ = ["main"]
 
@@ -313,7 +312,11 @@ def _run_explain(args: argparse.Namespace) -> int:
     slug = method_slug(method.name or type(method).__name__)
     jobs = plan_outputs(images, args.out, suffix=f"_{slug}")
     report = Path(args.out) / "gradcam_report.csv" if args.report else None
-    pages = [Path(args.out) / HTML_INDEX] if args.html else []
+    pages: list[Path] = []
+    if args.html:  # the page's module is imported only for it
+        from camkit.tools.html_report import HTML_INDEX, write_html_report
+
+        pages.append(Path(args.out) / HTML_INDEX)
     check_outputs(
         jobs, report, by_class=args.top is not None, overwrite=args.overwrite, extra=pages
     )
