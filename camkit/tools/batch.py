@@ -519,17 +519,18 @@ def iter_explain_files(
     by_class = top is not None
     window = 2 * batch_size
 
-    def emit(job: ImageJob, outcome: _Outcome) -> Iterator[FileResult]:
-        """The results of one job, each written to the report as it is yielded."""
-        for result in _file_results(job, outcome, preprocessing):
-            if writer is not None:
-                writer.write(result)
-            yield result
-        bar.update(1)
-
     try:
         with contextlib.ExitStack() as stack:
             bar = stack.enter_context(_progress_bar(len(jobs), show))
+
+            def emit(job: ImageJob, outcome: _Outcome) -> Iterator[FileResult]:
+                """The results of one job, each written to the report as it is yielded."""
+                for result in _file_results(job, outcome, preprocessing):
+                    if writer is not None:
+                        writer.write(result)
+                    yield result
+                bar.update(1)
+
             prepared = stack.enter_context(
                 contextlib.closing(
                     ordered_map(
@@ -555,6 +556,7 @@ def iter_explain_files(
                 outcomes = [
                     next(groups) if isinstance(item, PreparedImage) else item for item in items
                 ]
+                del items, images  # the inputs were copied to the device: free them now
                 for job, outcome in zip(chunk, outcomes, strict=True):
                     if isinstance(outcome, Exception) or outputs is None:
                         written.put((job, outcome))
