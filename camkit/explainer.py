@@ -26,7 +26,7 @@ from camkit.layers.base import get_layer, layer_name_of, original_module
 from camkit.methods.base import CAMMethod
 from camkit.methods.context import Runner
 from camkit.pipeline.fusion import check_fusion
-from camkit.pipeline.prepare import PreparedBatch, prepare_batch
+from camkit.pipeline.prepare import PreparedBatch, PreparedImage, prepare_batch, prepare_image
 from camkit.pipeline.run import (
     ClassRequest,
     check_eigen_smooth,
@@ -255,8 +255,25 @@ class Explainer:
                 return parameter.dtype
         return torch.float32
 
-    def prepare(self, imgs: Sequence[ImageInput] | Tensor) -> PreparedBatch:
+    def prepare_image(self, img: ImageInput) -> PreparedImage:
+        """The per-image part of the prepare step: read, decode and preprocess one image
+        (:func:`~camkit.pipeline.prepare.prepare_image`), without touching the model.
+
+        Thread-safe when the transform is: folder runs call it on worker threads while the
+        model explains the previous batch, then hand the results to :meth:`prepare`.
+
+        Raises:
+            InputError: the image cannot be read, exceeds :attr:`max_pixels`, or has the
+                wrong type or shape.
+        """
+        return prepare_image(
+            img, config=self.data_config, transform=self.transform, max_pixels=self.max_pixels
+        )
+
+    def prepare(self, imgs: Sequence[ImageInput | PreparedImage] | Tensor) -> PreparedBatch:
         """The prepare step alone: images become one batch of model inputs on the device.
+
+        Images already prepared by :meth:`prepare_image` are only stacked.
 
         Raises:
             InputError: an image cannot be read or exceeds :attr:`max_pixels`, the batch is

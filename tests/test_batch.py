@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import gc
+import threading
 import warnings
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +22,11 @@ from camkit.errors import (
     ImageSkippedWarning,
     InputError,
     MethodError,
+    OutputError,
     TargetError,
 )
+from camkit.pipeline.prepare import PreparedImage
+from camkit.preprocess import ImageInput
 from camkit.tools.batch import (
     REPORT_COLUMNS,
     ImageJob,
@@ -30,6 +36,10 @@ from camkit.tools.batch import (
     method_slug,
     plan_outputs,
 )
+from camkit.tools.output import OutputWriter
+from camkit.tools.stream import THREAD_PREFIX
+
+WAIT = 10.0  # seconds an event may take before a test fails instead of hanging
 
 
 def write_image(path: Path, mode: str = "RGB", size: tuple[int, int] = (40, 30)) -> Path:
@@ -342,3 +352,356 @@ def test_report_records_the_preprocessing(folder: Path, tmp_path: Path) -> None:
 )
 def test_data_config_describe(config: DataConfig, text: str) -> None:
     assert config.describe() == text
+
+
+# --- the streaming pipeline: workers, bounds, clean stops ---------------------------------
+
+
+def camkit_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
+
+
+def relative_rows(report: Path, out: Path) -> list[dict[str, str]]:
+    """The report's rows with each overlay path relative to the output folder."""
+    rows = list(csv.DictReader(report.open(encoding="utf-8")))
+    for row in rows:
+        if row["heatmap"]:
+            row["heatmap"] = Path(row["heatmap"]).relative_to(out).as_posix()
+    return rows
+
+
+@pytest.mark.parametrize("top", [None, 2])
+def test_workers_give_the_same_rows_and_the_same_overlay_bytes(
+    folder: Path, tmp_path: Path, top: int | None
+) -> None:
+    """0, 1 and 3 worker threads: identical reports (bad files included) and overlays
+    identical to the byte."""
+    for i in range(5):
+        write_image(folder / "more" / f"{i}.jpg", size=(20 + 7 * i, 31))
+    explainer = Explainer(SmallCNN(), device="cpu", class_names=["x", "y", "z"])
+    images = find_images([folder])
+    runs = {}
+    for workers in (0, 1, 3):
+        out = tmp_path / f"out{workers}"
+        report = out / "report.csv"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ImageSkippedWarning)
+            explain_files(
+                explainer,
+                plan_outputs(images, out),
+                top=top,
+                batch_size=3,
+                report=report,
+                workers=workers,
+            )
+        overlays = {
+            p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.jpg") if p.is_file()
+        }
+        runs[workers] = (relative_rows(report, out), overlays)
+    rows, overlays = runs[0]
+    assert len(rows) == (len(images) - 3) * (top or 1) + 3  # 3 bad files: one row each
+    assert sum(1 for row in rows if row["error"]) == 3
+    assert len(overlays) == len(rows) - 3
+    assert runs[1] == runs[0]
+    assert runs[3] == runs[0]
+
+
+def test_memory_stays_flat_on_a_large_folder(tmp_path: Path) -> None:
+    """60 images, batch 4, 2 workers: the images read and not yet returned, and the decoded
+    images alive, stay below a bound set by the batch size, not by the folder's size."""
+    for i in range(60):
+        write_image(tmp_path / "many" / f"{i:02d}.png", size=(24 + i % 5, 20))
+    jobs = plan_outputs(find_images([tmp_path / "many"]), tmp_path / "out")
+    explainer = Explainer(SmallCNN(), device="cpu")
+    lock = threading.Lock()
+    counts = {"read": 0, "returned": 0, "alive": 0, "most_in_flight": 0, "most_alive": 0}
+    prepare = explainer.prepare_image
+
+    def forget() -> None:
+        with lock:
+            counts["alive"] -= 1
+
+    def counting(image: ImageInput) -> PreparedImage:
+        prepared = prepare(image)
+        gc.collect()  # what is left alive is referenced, not garbage waiting for collection
+        with lock:
+            counts["read"] += 1
+            counts["alive"] += 1
+            counts["most_in_flight"] = max(
+                counts["most_in_flight"], counts["read"] - counts["returned"]
+            )
+            counts["most_alive"] = max(counts["most_alive"], counts["alive"])
+        assert prepared.original is not None
+        weakref.finalize(prepared.original, forget)
+        return prepared
+
+    explainer.prepare_image = counting  # type: ignore[method-assign]
+    for result in iter_explain_files(explainer, jobs, batch_size=4, workers=2, progress=False):
+        assert result.ok
+        with lock:
+            counts["returned"] += 1
+    assert counts["read"] == counts["returned"] == 60
+    # read ahead: 2 batches; explained: 1; being written: 2 (iter_explain_files's windows)
+    assert counts["most_in_flight"] <= 5 * 4
+    # and the caller's last result's batch, and garbage not collected yet
+    assert counts["most_alive"] <= 7 * 4
+    assert counts["most_in_flight"] > 4  # reading runs ahead of the model
+
+
+class Gated(nn.Module):
+    """SmallCNN whose forward calls ``on_forward(call_number)`` first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = SmallCNN()
+        self.calls = 0
+        self.on_forward = lambda call: None
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.on_forward(self.calls)
+        self.calls += 1
+        return self.net(x)  # type: ignore[no-any-return]
+
+
+def test_reading_and_writing_overlap_the_model(
+    some_bright: list[ImageJob], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With workers, the images of the next batch are read while the model explains this
+    one (the first forward waits for it), and the first batch's overlays are written while
+    the model explains the second batch (the writes wait for it): neither could happen one step
+    after the other. Reading and writing run on the workers' threads."""
+    model = Gated()
+    explainer = Explainer(model, device="cpu", layer="net.body")
+    next_batch_read = threading.Event()
+    second_forward = threading.Event()
+    threads: dict[str, set[str]] = {"read": set(), "write": set()}
+    prepare = explainer.prepare_image
+
+    def reading(image: ImageInput) -> PreparedImage:
+        threads["read"].add(threading.current_thread().name)
+        if Path(str(image)).name == "3.png":  # the first image of the second batch
+            next_batch_read.set()
+        return prepare(image)
+
+    write_image_file = OutputWriter.write_image
+    overlapped: list[bool] = []
+
+    def writing(self: OutputWriter, path: Path, rgb: np.ndarray) -> Path:
+        threads["write"].add(threading.current_thread().name)
+        overlapped.append(second_forward.wait(WAIT))  # instant once the model is on batch 2
+        return write_image_file(self, path, rgb)
+
+    def on_forward(call: int) -> None:
+        if call == 0:
+            assert next_batch_read.wait(WAIT), "the next batch was not read during the model"
+        if call == 1:
+            second_forward.set()
+
+    model.on_forward = on_forward
+    explainer.prepare_image = reading  # type: ignore[method-assign]
+    monkeypatch.setattr(OutputWriter, "write_image", writing)
+    some_bright = some_bright[:6]  # readable images only: 2 batches of 3
+    results = explain_files(explainer, some_bright, batch_size=3, workers=2, progress=False)
+    assert [r.ok for r in results] == [True] * 6
+    assert overlapped == [True] * 6, "the first overlays were not written during the model"
+    assert threads["read"] and all(n.startswith("camkit-prepare") for n in threads["read"])
+    assert threads["write"] and all(n.startswith("camkit-write") for n in threads["write"])
+    assert camkit_threads() == []
+
+
+def test_without_workers_everything_runs_in_the_calling_thread(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    explainer = Explainer(SmallCNN(), device="cpu")
+    seen: set[str] = set()
+    write_image_file = OutputWriter.write_image
+
+    def writing(self: OutputWriter, path: Path, rgb: np.ndarray) -> Path:
+        seen.add(threading.current_thread().name)
+        return write_image_file(self, path, rgb)
+
+    monkeypatch.setattr(OutputWriter, "write_image", writing)
+    before = threading.active_count()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ImageSkippedWarning)
+        for _ in iter_explain_files(
+            explainer, plan_outputs(find_images([folder]), tmp_path / "out"), workers=0
+        ):
+            assert threading.active_count() == before
+    assert seen == {threading.current_thread().name}
+
+
+def test_stopping_early_stops_the_workers(folder: Path, tmp_path: Path) -> None:
+    """A consumer that takes two results and closes the stream: no thread is left, and the
+    report keeps the two rows."""
+    explainer = Explainer(SmallCNN(), device="cpu")
+    jobs = plan_outputs(find_images([folder]), tmp_path / "out")
+    report = tmp_path / "out" / "report.csv"
+    before = threading.active_count()
+    stream = iter_explain_files(
+        explainer, jobs, batch_size=2, report=report, workers=3, progress=False
+    )
+    next(stream)
+    next(stream)
+    assert camkit_threads()
+    stream.close()
+    assert camkit_threads() == []
+    assert threading.active_count() == before
+    assert len(report.read_text(encoding="utf-8").splitlines()) == 3
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize(
+    "error", [TargetError("target out of range"), TypeError("a bug"), KeyboardInterrupt()]
+)
+def test_run_wide_errors_keep_the_rows_before_them_and_stop_the_workers(
+    some_bright: list[ImageJob], tmp_path: Path, error: BaseException, workers: int
+) -> None:
+    """The model fails on the third batch: the results of the first two come first (rows
+    and overlays; an interrupt may cut them short), then the error; no thread is left."""
+    model = Gated()
+
+    def on_forward(call: int) -> None:
+        if call == 2:
+            raise error
+
+    model.on_forward = on_forward
+    explainer = Explainer(model, device="cpu", layer="net.body")
+    report = tmp_path / "out" / "report.csv"
+    before = threading.active_count()
+    got: list[str] = []
+    with pytest.raises(type(error)), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ImageSkippedWarning)
+        for result in iter_explain_files(
+            explainer, some_bright, batch_size=2, report=report, workers=workers
+        ):
+            got.append(result.image.name)
+    rows = [row["image"] for row in csv.DictReader(report.open(encoding="utf-8"))]
+    assert rows == [str(job.source) for job in some_bright[: len(rows)]]
+    assert got == [Path(row).name for row in rows]
+    if not isinstance(error, KeyboardInterrupt):
+        assert got == ["0.png", "1.png", "2.png", "3.png"]
+    assert camkit_threads() == []
+    assert threading.active_count() == before
+
+
+@pytest.mark.parametrize("error", [TargetError("no such class"), KeyboardInterrupt()])
+def test_errors_raised_on_a_worker_reach_the_caller(
+    some_bright: list[ImageJob], tmp_path: Path, error: BaseException
+) -> None:
+    """An error of the run raised while reading an image on a worker stops the run in the
+    caller's thread, after the results before it; no thread is left."""
+    explainer = Explainer(SmallCNN(), device="cpu")
+    prepare = explainer.prepare_image
+
+    def reading(image: ImageInput) -> PreparedImage:
+        if Path(str(image)).name == "4.png":
+            raise error
+        return prepare(image)
+
+    explainer.prepare_image = reading  # type: ignore[method-assign]
+    got: list[str] = []
+    with pytest.raises(type(error)):
+        for result in iter_explain_files(explainer, some_bright, batch_size=2, workers=2):
+            got.append(result.image.name)
+    if not isinstance(error, KeyboardInterrupt):
+        assert got == ["0.png", "1.png", "2.png", "3.png"]
+    assert camkit_threads() == []
+
+
+def test_an_overlay_that_cannot_be_written_is_a_row(
+    some_bright: list[ImageJob], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails on a writer thread makes that image's row an error (with its
+    warning, in the caller's thread); the others are written."""
+    explainer = Explainer(SmallCNN(), device="cpu")
+    write_image_file = OutputWriter.write_image
+
+    def writing(self: OutputWriter, path: Path, rgb: np.ndarray) -> Path:
+        if Path(path).name.startswith("2_"):
+            raise OutputError(f"the disk is full: could not write {str(path)!r}")
+        return write_image_file(self, path, rgb)
+
+    monkeypatch.setattr(OutputWriter, "write_image", writing)
+    with pytest.warns(ImageSkippedWarning) as caught:
+        results = explain_files(explainer, some_bright, batch_size=3, workers=2)
+    assert [r.ok for r in results] == [True, True, False, True, True, True, False]
+    assert results[2].error is not None and results[2].error.startswith("OutputError: the disk")
+    assert sorted(str(w.message).split("'")[1] for w in caught) == [
+        str(some_bright[2].source),
+        str(some_bright[6].source),
+    ]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.jpg")) == [
+        f"{i}_gradcam.jpg" for i in (0, 1, 3, 4, 5)
+    ]
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, "4", True])
+def test_bad_worker_counts_are_configuration_errors(tmp_path: Path, bad: object) -> None:
+    explainer = Explainer(SmallCNN(), device="cpu")
+    with pytest.raises(ConfigurationError, match="workers must be an int >= 0"):
+        explain_files(explainer, [], workers=bad)  # type: ignore[arg-type]
+
+
+def test_progress_shows_images_per_second(
+    some_bright: list[ImageJob], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bar counts images and shows their rate; without a terminal (``progress=None``
+    with stderr captured) nothing is printed."""
+    explainer = Explainer(SmallCNN(), device="cpu")
+    good = some_bright[:6]
+    explain_files(explainer, good, save=False, progress=True, workers=1)
+    err = capsys.readouterr().err
+    assert "camkit: 100%" in err and "6/6" in err and "img/s" in err
+    explain_files(explainer, good, save=False, workers=1)
+    assert capsys.readouterr().err == ""
+
+
+def test_the_seed_batch_function_takes_workers(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``generate_gradcam_batch`` runs the same pipeline: ``workers`` reaches
+    :func:`explain_files` (``None``, the default, by default) and a bad count is refused
+    before the model is built."""
+    from camkit.compat import seed
+
+    with pytest.raises(ConfigurationError, match="workers must be an int >= 0"):
+        seed.generate_gradcam_batch(folder, tmp_path / "out", model_path="missing.pth", workers=-1)
+    passed: list[object] = []
+
+    def explain(*args: object, **kwargs: object) -> list[object]:
+        passed.append(kwargs["workers"])
+        return []
+
+    monkeypatch.setattr(seed, "explain_files", explain)
+    monkeypatch.setattr(seed, "make_explainer", lambda *args: None)
+    assert seed.generate_gradcam_batch(folder, tmp_path / "out", workers=3) == []
+    assert seed.generate_gradcam_batch(folder, tmp_path / "out") == []
+    assert passed == [3, None]
+
+
+def test_images_prepared_ahead_go_through_the_same_prepare_step(folder: Path) -> None:
+    """``Explainer.prepare_image`` is the per-image part of ``prepare``: a batch of images
+    prepared ahead (mixed with other inputs) is the batch of the paths, to the bit, and
+    explains the same; an unreadable file fails in ``prepare_image`` already."""
+    explainer = Explainer(SmallCNN(), device="cpu")
+    paths = [folder / "a.jpg", folder / "B.PNG", folder / "grey.bmp"]
+    prepared = [explainer.prepare_image(p) for p in paths]
+    assert all(isinstance(p, PreparedImage) for p in prepared)
+    assert prepared[1].original is not None and prepared[1].original.shape == (48, 64, 3)
+    assert tuple(prepared[0].tensor.shape) == (3, *explainer.data_config.input_size)
+    whole = explainer.prepare(paths)
+    mixed = explainer.prepare(
+        [prepared[0], np.asarray(Image.open(paths[1]).convert("RGB")), prepared[2]]
+    )
+    assert torch.equal(whole.inputs, mixed.inputs)
+    assert whole.placements == mixed.placements
+    for a, b in zip(whole.originals(), mixed.originals(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    direct = explainer.explain_batch(paths)
+    again = explainer.run(explainer.prepare(prepared))
+    for d, e in zip(direct, again, strict=True):
+        np.testing.assert_array_equal(d.cam, e.cam)
+    with pytest.raises(InputError, match="cannot read"):
+        explainer.prepare_image(folder / "fake.jpg")

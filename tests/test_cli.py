@@ -903,3 +903,71 @@ def test_model_declared_label_names_and_module_import_errors(
     err = capsys.readouterr().err
     assert "importing module 'cli_needs_dependency' of 'cli_needs_dependency:build' failed: " in err
     assert "it imports 'no_such_dependency_xyz', which is not installed" in err
+
+
+def test_workers_option_gives_the_same_outputs(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--workers 0`` (one step after the other) and ``--workers 2`` write the same
+    overlays, byte for byte, and the same report, bad file included."""
+    outputs = {}
+    for workers in ("0", "2"):
+        out = tmp_path / f"out{workers}"
+        paths = [str(files / "good"), str(files / "mixed")]
+        extra = ["--report", "--workers", workers, "--batch-size", "2"]
+        code = main(["explain", *paths, *model_args(files), "--out", str(out), *extra])
+        assert code == 1  # mixed/bad.jpg
+        report = (out / "gradcam_report.csv").read_text(encoding="utf-8")
+        overlays = {p.name: p.read_bytes() for p in out.glob("*.jpg")}
+        outputs[workers] = (report.replace(str(out), "OUT"), overlays)
+    assert sorted(outputs["0"][1]) == ["a_gradcampp.jpg", "b_gradcampp.jpg", "ok_gradcampp.jpg"]
+    assert outputs["2"] == outputs["0"]
+    assert "bad.jpg" in outputs["0"][0]
+
+
+def test_workers_option_is_checked_and_documented(
+    files: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["explain", str(files / "good"), *model_args(files), "--workers", "-1"])
+    assert info.value.code == 2
+    assert "--workers: must be >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["explain", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--workers N threads that decode images while the model runs" in help_text
+    passed: list[object] = []
+
+    def explain(*args: object, **kwargs: object) -> list[object]:
+        passed.append(kwargs["workers"])
+        return []
+
+    monkeypatch.setattr(cli, "explain_files", explain)
+    for extra in ([], ["--workers", "3"]):
+        main(["explain", str(files / "good"), *model_args(files), "--out", str(tmp_path), *extra])
+    assert passed == [None, 3]  # None: the library's default, the CPU count (at most 4)
+
+
+def test_importing_camkit_loads_what_is_used_only() -> None:
+    """``import camkit`` loads neither torch nor the command line (names are imported on
+    first use); the top-level names and submodules still resolve, for ``dir`` too."""
+    code = (
+        "import sys, camkit, camkit.errors, camkit.tools.output\n"
+        "print('torch' in sys.modules, 'camkit.tools.cli' in sys.modules)\n"
+        "from camkit import Explainer, generate_gradcam_batch\n"
+        "print(Explainer.__module__, generate_gradcam_batch.__module__)\n"
+        "print(camkit.plugins.__name__, set(camkit.__all__) <= set(dir(camkit)))\n"
+        "print('camkit.tools.html_report' in sys.modules)\n"
+        "try:\n    camkit.no_such_name\nexcept AttributeError as error:\n    print(error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == [
+        "False False",
+        "camkit.explainer camkit.compat.seed",
+        "camkit.plugins True",
+        "False",  # the HTML page's module: only for --html
+        "module 'camkit' has no attribute 'no_such_name'",
+    ]

@@ -25,6 +25,7 @@ from camkit.explainer import Explainer
 from camkit.explanation import Explanation
 from camkit.preprocess import IMAGENET_MEAN, IMAGENET_STD, DataConfig
 from camkit.tools.batch import explain_files, find_images, plan_outputs
+from camkit.tools.stream import check_workers
 
 __all__ = ["generate_gradcam", "generate_gradcam_batch", "make_explainer", "quick_gradcam"]
 
@@ -225,6 +226,7 @@ def generate_gradcam_batch(
     batch_size: int = 8,
     progress: bool | None = None,
     overwrite: bool = False,
+    workers: int | None = None,
 ) -> list[dict[str, Any]]:
     """Explain every image of a folder (the seed's ``generate_gradcam_batch``).
 
@@ -236,6 +238,9 @@ def generate_gradcam_batch(
     warning and a row with its error) and the batch goes on. Overlays and a report that
     exist stop the call before any image is explained, unless ``overwrite=True``
     (:func:`camkit.tools.batch.check_outputs`); nothing is written through a symbolic link.
+    The folder is explained by :func:`camkit.tools.batch.iter_explain_files`'s streaming
+    pipeline: ``workers`` threads decode while the model runs and as many write the
+    overlays (``None``: the CPU count, at most 4; ``0``: none).
 
     Returns:
         One dict per image, in order: ``image_path``, ``error`` (``None`` when it worked),
@@ -247,7 +252,9 @@ def generate_gradcam_batch(
         InputError: ``image_dir`` does not exist or holds no image (the message says where
             camkit looked and which extensions count).
         CheckpointError: the checkpoint or class file is missing or does not fit the model.
+        ConfigurationError: ``workers`` is not an int >= 0 or None.
     """
+    check_workers(workers)  # before the model is built
     images = find_images([image_dir], recursive=recursive, exclude=[output_dir], allow_empty=False)
     explainer = make_explainer(
         model_path, backbone, classes_path, input_shape, cuda, letterbox, method, layer
@@ -264,6 +271,7 @@ def generate_gradcam_batch(
         report=report,
         progress=progress,
         overwrite=overwrite,
+        workers=workers,
     ):
         entry: dict[str, Any] = {"image_path": str(outcome.image), "error": outcome.error}
         if outcome.explanation is not None:

@@ -1,5 +1,10 @@
 """The prepare step: user inputs become one :class:`PreparedBatch`.
 
+It has two parts: :func:`prepare_image` reads, decodes and preprocesses one input into a
+:class:`PreparedImage` (thread-safe: a folder run does it on worker threads while the model
+runs), and :func:`assemble_batch` stacks prepared images into the batch on the model's
+device. :func:`prepare_batch` is both, and what every call of the engine goes through.
+
 Every :class:`~camkit.geometry.Placement` of the engine is built here: by the data config for
 images it preprocesses (stretch, crop or letterbox), as a plain stretch for a user transform,
 and as the identity for float tensors, which are their own originals. uint8 image tensors
@@ -35,7 +40,7 @@ from camkit.preprocess import (
     tensor_image,
 )
 
-__all__ = ["PreparedBatch", "prepare_batch"]
+__all__ = ["PreparedBatch", "PreparedImage", "assemble_batch", "prepare_batch", "prepare_image"]
 
 
 @attrs.define(eq=False)
@@ -131,8 +136,114 @@ def _from_image(
     return tensor, Placement.stretch((image.shape[0], image.shape[1]), size)
 
 
+@attrs.frozen(eq=False)
+class PreparedImage:
+    """One input after the per-image part of the prepare step (:func:`prepare_image`): read,
+    decoded and preprocessed, not yet on the model's device.
+
+    Made on any thread (a folder run's workers make them while the model runs);
+    :func:`assemble_batch` (through :meth:`Explainer.prepare <camkit.Explainer.prepare>`)
+    stacks them into one :class:`PreparedBatch`.
+
+    Attributes:
+        tensor: the model input ``(C, H, W)``, before the cast to the model's device and
+            dtype.
+        placement: where the original image lies in ``tensor``.
+        original: the RGB uint8 image the map is placed on; ``None`` for a float tensor
+            input, whose original is the tensor with its normalisation undone (on first
+            use).
+    """
+
+    tensor: Tensor
+    placement: Placement
+    original: NDArray[np.uint8] | None = attrs.field(repr=False)
+
+
+def prepare_image(
+    item: ImageInput | PreparedImage,
+    *,
+    config: DataConfig,
+    transform: Transform | None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    index: int = 0,
+) -> PreparedImage:
+    """The per-image part of the prepare step: read and decode ``item``
+    (:func:`~camkit.preprocess.load_rgb`), then fit it to the model's input (the data
+    config's resize and normalisation, or ``transform``). A :class:`PreparedImage` is
+    returned as it is.
+
+    Thread-safe when ``transform`` is (the data config's preprocessing is).
+
+    Args:
+        max_pixels: the pixel limit of image files and PIL images; ``None`` for no limit.
+        index: the input's position in its batch, named by error messages.
+
+    Raises:
+        InputError: the image cannot be read or exceeds ``max_pixels``, a tensor has an
+            integer, bool or complex dtype or no elements, or the transform returned no
+            float ``(C, H, W)`` tensor.
+    """
+    if isinstance(item, PreparedImage):
+        return item
+    if isinstance(item, Tensor):
+        tensor = _from_tensor(item, index)
+        if tensor.is_floating_point():
+            size = (int(tensor.shape[1]), int(tensor.shape[2]))
+            return PreparedImage(tensor, Placement.stretch(size, size), None)
+        image = tensor_image(tensor)
+    else:
+        image = load_rgb(item, max_pixels=max_pixels)
+    tensor, placement = _from_image(image, config, transform)
+    return PreparedImage(tensor, placement, image)
+
+
+def assemble_batch(
+    items: Sequence[PreparedImage],
+    *,
+    config: DataConfig,
+    device: torch.device,
+    dtype: torch.dtype,
+    stacked: Tensor | None = None,
+) -> PreparedBatch:
+    """The batch part of the prepare step: stack prepared images into one
+    :class:`PreparedBatch` on the model's device, in its dtype (a copy), after checking that
+    they have one shape and hold finite values only.
+
+    Args:
+        config: the data config that undoes the normalisation of float tensor inputs (their
+            originals).
+        stacked: the inputs already stacked, ``(N, C, H, W)`` (a float batch tensor is not
+            split and re-stacked); ``None`` stacks the items' tensors.
+
+    Raises:
+        InputError: there is no item, the items have different shapes, or hold NaN or
+            infinite values, or values the model's dtype cannot hold.
+    """
+    if not items:
+        raise InputError("got no images to explain")
+    shapes = {tuple(item.tensor.shape) for item in items}
+    if len(shapes) > 1:
+        raise InputError(
+            f"images of one batch must preprocess to the same shape, got {sorted(shapes)}; "
+            "resize the tensors or explain them separately"
+        )
+    decoded = [item.original for item in items]
+    if stacked is None:
+        stacked = torch.stack([item.tensor for item in items])
+    _check_finite(stacked, decoded, "")
+    inputs = stacked.to(device, dtype, copy=True)
+    if inputs.dtype != stacked.dtype:
+        _check_finite(inputs, decoded, f" once cast to the model's {dtype}")
+    from_tensors = [i for i, d in enumerate(decoded) if d is None]
+    # tensor inputs are de-normalised from the caller's values, before any cast to the
+    # model's dtype; kept as a copy on the model's device until an original is asked for
+    caller_values = stacked[from_tensors].detach().to(device, copy=True) if from_tensors else None
+    originals = _Originals(decoded, caller_values, config)
+    return PreparedBatch(inputs, tuple(item.placement for item in items), originals)
+
+
 def prepare_batch(
-    imgs: Sequence[ImageInput] | Tensor,
+    imgs: Sequence[ImageInput | PreparedImage] | Tensor,
     *,
     config: DataConfig,
     transform: Transform | None,
@@ -141,7 +252,8 @@ def prepare_batch(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> PreparedBatch:
     """Turn images (paths, PIL images, arrays, tensors) or an ``(N, C, H, W)`` tensor into
-    one :class:`PreparedBatch`.
+    one :class:`PreparedBatch`: :func:`prepare_image` for each input (those already
+    prepared are taken as they are), then :func:`assemble_batch`.
 
     Float tensors are taken as already preprocessed. uint8 tensors ``(C, H, W)`` (and uint8
     ``(N, C, H, W)`` batches) are images, preprocessed as the equivalent numpy image.
@@ -159,44 +271,14 @@ def prepare_batch(
     items: list[Any] = as_batch_list(imgs)
     if not items:
         raise InputError("got no images to explain")
-    tensors: list[Tensor] = []
-    decoded: list[NDArray[np.uint8] | None] = []
-    placements: list[Placement] = []
-    for index, item in enumerate(items):
-        if isinstance(item, Tensor):
-            tensor = _from_tensor(item, index)
-            if tensor.is_floating_point():
-                size = (int(tensor.shape[1]), int(tensor.shape[2]))
-                tensors.append(tensor)
-                decoded.append(None)
-                placements.append(Placement.stretch(size, size))
-                continue
-            image = tensor_image(tensor)
-        else:
-            image = load_rgb(item, max_pixels=max_pixels)
-        tensor, placement = _from_image(image, config, transform)
-        tensors.append(tensor)
-        decoded.append(image)
-        placements.append(placement)
-    shapes = {tuple(t.shape) for t in tensors}
-    if len(shapes) > 1:
-        raise InputError(
-            f"images of one batch must preprocess to the same shape, got {sorted(shapes)}; "
-            "resize the tensors or explain them separately"
-        )
+    prepared = [
+        prepare_image(item, config=config, transform=transform, max_pixels=max_pixels, index=i)
+        for i, item in enumerate(items)
+    ]
     # a float batch tensor is not split and re-stacked
     whole = isinstance(imgs, Tensor) and imgs.is_floating_point()
-    stacked = imgs if isinstance(imgs, Tensor) and whole else torch.stack(tensors)
-    _check_finite(stacked, decoded, "")
-    inputs = stacked.to(device, dtype, copy=True)
-    if inputs.dtype != stacked.dtype:
-        _check_finite(inputs, decoded, f" once cast to the model's {dtype}")
-    from_tensors = [i for i, d in enumerate(decoded) if d is None]
-    # tensor inputs are de-normalised from the caller's values, before any cast to the
-    # model's dtype; kept as a copy on the model's device until an original is asked for
-    caller_values = stacked[from_tensors].detach().to(device, copy=True) if from_tensors else None
-    originals = _Originals(decoded, caller_values, config)
-    return PreparedBatch(inputs, tuple(placements), originals)
+    stacked = imgs if isinstance(imgs, Tensor) and whole else None
+    return assemble_batch(prepared, config=config, device=device, dtype=dtype, stacked=stacked)
 
 
 def _check_finite(batch: Tensor, decoded: Sequence[object | None], cast: str) -> None:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import re
 import sys
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 import numpy as np
 from numpy.typing import NDArray
-from tqdm import tqdm
 
 from camkit.errors import (
     CamkitError,
@@ -30,8 +33,10 @@ from camkit.errors import (
 )
 from camkit.explainer import Explainer
 from camkit.explanation import Explanation
-from camkit.preprocess import load_rgb
+from camkit.pipeline.prepare import PreparedImage
+from camkit.pipeline.run import ClassRequest
 from camkit.tools.output import CsvWriter, OutputWriter
+from camkit.tools.stream import OrderedWorkers, check_workers, ordered_map
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -376,13 +381,16 @@ class OverlayWriters:
     def __init__(self, overwrite: bool) -> None:
         self.overwrite = overwrite
         self._writers: dict[Path, OutputWriter] = {}
+        self._lock = threading.Lock()
 
     def for_job(self, job: ImageJob) -> OutputWriter:
-        """The writer of ``job``'s output folder."""
+        """The writer of ``job``'s output folder (thread-safe: the folder run's writer
+        threads share one)."""
         root = job.output_root
-        if root not in self._writers:
-            self._writers[root] = OutputWriter(root, overwrite=self.overwrite)
-        return self._writers[root]
+        with self._lock:
+            if root not in self._writers:
+                self._writers[root] = OutputWriter(root, overwrite=self.overwrite)
+            return self._writers[root]
 
 
 _RUN_WIDE: tuple[type[CamkitError], ...] = (
@@ -431,14 +439,31 @@ def iter_explain_files(
     report: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
     overwrite: bool = False,
+    workers: int | None = None,
 ) -> Iterator[FileResult]:
     """Explain image files in batches, yielding one :class:`FileResult` per job, in order
     (with ``top``, one per job and class, best score first).
 
-    Images are decoded and explained ``batch_size`` at a time. An unreadable, truncated or
-    non-image file is reported (an :class:`~camkit.errors.ImageSkippedWarning` and a result
-    with ``error``) and the run goes on. Overlays are written as each batch finishes, and the
-    CSV report, when ``report`` is given, gets each row as soon as it is known.
+    The run is a stream of three stages (:mod:`camkit.tools.stream`):
+
+    1. ``workers`` threads read, decode and preprocess the images
+       (:meth:`Explainer.prepare_image <camkit.Explainer.prepare_image>`), a window of
+       ``2 × batch_size`` images ahead of the model;
+    2. the calling thread explains them ``batch_size`` at a time (:func:`explain_images`:
+       the explainer's one pipeline, prepare, capture, method, place);
+    3. ``workers`` other threads render, encode and write the overlays (what
+       :func:`save_result` does), up to ``2 × batch_size`` images behind the model.
+
+    Results come in input order, and the CSV report, when ``report`` is given, gets each
+    row as its result comes. At most about ``5 × batch_size`` images are in flight,
+    whatever the number of files. The results, the report and the overlays are the same
+    whatever ``workers`` is. With ``workers=0`` everything runs in the calling thread, one
+    step after the other. Any exception, and closing the iterator early, stops the workers
+    and joins them.
+
+    An unreadable, truncated or non-image file is reported (an
+    :class:`~camkit.errors.ImageSkippedWarning` and a result with ``error``) and the run
+    goes on.
 
     Every file is written by :class:`~camkit.tools.output.OutputWriter`'s rules. Before any
     work (at the first result), :func:`check_outputs` checks the planned overlays and the
@@ -451,10 +476,11 @@ def iter_explain_files(
     forward raises on an input it cannot take, and CUDA's out-of-memory error), the batch's
     images are explained again one by one: each one that fails again becomes a result with
     its ``error`` (type and message), the others are kept, and the run goes on. Errors that
-    concern the whole run propagate at once: a bad option (``ConfigurationError``), a target
-    out of range (``TargetError``), a layer that cannot be found or used, a method that does
-    not apply to the model, a plugin error. Other exceptions (``KeyboardInterrupt``, a
-    ``TypeError`` from a bug) stop the run; the report keeps its rows so far.
+    concern the whole run propagate, after the results of the images before: a bad option
+    (``ConfigurationError``), a target out of range (``TargetError``), a layer that cannot
+    be found or used, a method that does not apply to the model, a plugin error. Other
+    exceptions (``KeyboardInterrupt``, a ``TypeError`` from a bug) stop the run; the report
+    keeps its rows so far.
 
     Args:
         target: the class to explain in every image; ``None`` for each one's prediction.
@@ -462,11 +488,16 @@ def iter_explain_files(
             (:meth:`~camkit.Explainer.explain_batch_classes`); each overlay's name then ends
             in ``_class<N>`` before the extension; ``target`` is ignored.
         save: write each overlay to its job's output path.
-        progress: show a tqdm bar; ``None`` shows it only when stderr is a terminal.
+        progress: show a tqdm bar with the images per second; ``None`` shows it only when
+            stderr is a terminal.
         overwrite: replace overlays and a report that exist.
+        workers: threads that decode and preprocess, and as many that write overlays;
+            ``None`` for the CPU count, at most 4; ``0`` for none. A custom ``transform``
+            of the explainer runs on these threads: pass ``0`` if it is not thread-safe.
 
     Raises:
-        ConfigurationError: ``batch_size`` or ``top`` < 1, or ``alpha`` outside ``[0, 1]``.
+        ConfigurationError: ``batch_size`` or ``top`` < 1, ``alpha`` outside ``[0, 1]``, or
+            ``workers`` not an int >= 0 or None.
         TargetError: ``target`` is out of range for the model.
         OutputError: planned outputs exist (without ``overwrite``) or cannot be written
             (checked before any work), or the report cannot be written (a full disk: its
@@ -479,68 +510,158 @@ def iter_explain_files(
         raise ConfigurationError(f"alpha must lie in [0, 1], got {alpha!r}")
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
         raise ConfigurationError(f"top must be an int >= 1 or None, got {top!r}")
+    threads = check_workers(workers)
     show = sys.stderr.isatty() if progress is None else progress
     check_outputs(jobs if save else [], report, by_class=top is not None, overwrite=overwrite)
     outputs = OverlayWriters(overwrite) if save else None
     writer = ReportWriter(report, overwrite=overwrite) if report is not None else None
     preprocessing = describe_preprocessing(explainer)
+    by_class = top is not None
+    window = 2 * batch_size
+
     try:
-        with tqdm(total=len(jobs), disable=not show, unit="img", desc="camkit") as bar:
+        with contextlib.ExitStack() as stack:
+            bar = stack.enter_context(_progress_bar(len(jobs), show))
+
+            def emit(job: ImageJob, outcome: _Outcome) -> Iterator[FileResult]:
+                """The results of one job, each written to the report as it is yielded."""
+                for result in _file_results(job, outcome, preprocessing):
+                    if writer is not None:
+                        writer.write(result)
+                    yield result
+                bar.update(1)
+
+            prepared = stack.enter_context(
+                contextlib.closing(
+                    ordered_map(
+                        functools.partial(_prepare, explainer),
+                        jobs,
+                        workers=threads,
+                        window=max(window, threads),
+                        name="prepare",
+                    )
+                )
+            )
+            written = stack.enter_context(OrderedWorkers[_Done](threads, name="write"))
             for start in range(0, len(jobs), batch_size):
                 chunk = jobs[start : start + batch_size]
-                loaded: list[tuple[int, NDArray[np.uint8]]] = []
-                outcomes: dict[int, list[FileResult]] = {}
-                for i, job in enumerate(chunk):
-                    try:
-                        loaded.append((i, load_rgb(job.source, max_pixels=explainer.max_pixels)))
-                    except InputError as error:
-                        outcomes[i] = [error_result(job.source, error, preprocessing)]
-                images = [image for _, image in loaded]
-                for (i, _), group in zip(
-                    loaded, explain_images(explainer, images, target, top), strict=True
-                ):
-                    job = chunk[i]
-                    if isinstance(group, BaseException):
-                        outcomes[i] = [error_result(job.source, group, preprocessing)]
-                        continue
-                    outcomes[i] = [
-                        save_result(
-                            job, explanation, outputs, alpha, top is not None, preprocessing
-                        )
-                        for explanation in group
-                    ]
-                for i in range(len(chunk)):
-                    for outcome in outcomes[i]:
-                        if writer is not None:
-                            writer.write(outcome)
-                        yield outcome
-                    bar.update(1)
+                try:
+                    items = [next(prepared) for _ in chunk]
+                    images = [item for item in items if isinstance(item, PreparedImage)]
+                    groups = iter(explain_images(explainer, images, target, top))
+                except Exception:  # a run-wide error: the results before it come first
+                    while written:
+                        yield from emit(*written.next())
+                    raise
+                outcomes = [
+                    next(groups) if isinstance(item, PreparedImage) else item for item in items
+                ]
+                del items, images  # the inputs were copied to the device: free them now
+                for job, outcome in zip(chunk, outcomes, strict=True):
+                    if isinstance(outcome, Exception) or outputs is None:
+                        written.put((job, outcome))
+                    else:
+                        written.submit(_write_overlays, job, outcome, outputs, alpha, by_class)
+                while written and (written.ready() or len(written) > window):
+                    yield from emit(*written.next())
+            while written:
+                yield from emit(*written.next())
     finally:
         if writer is not None:
             writer.close()
 
 
+_Outcome = list[Explanation] | list[tuple[Explanation, Path | Exception]] | Exception
+"""What became of one job: its explanations (with ``save``, each with its overlay's path or
+the error that stopped the write), or the error that stopped the image."""
+_Done = tuple[ImageJob, _Outcome]
+
+
+def _prepare(explainer: Explainer, job: ImageJob) -> PreparedImage | Exception:
+    """``job``'s image read, decoded and preprocessed (on a worker), or the error that
+    concerns this image only; errors that concern the run propagate."""
+    try:
+        return explainer.prepare_image(job.source)
+    except _RUN_WIDE:
+        raise
+    except (CamkitError, RuntimeError) as error:
+        return error
+
+
+def _write_overlays(
+    job: ImageJob, group: list[Explanation], outputs: OverlayWriters, alpha: float, by_class: bool
+) -> _Done:
+    """Render and write the overlay of each explanation of ``job`` (on a worker): its path,
+    or the error that stopped it (as :func:`save_result`)."""
+    done: list[tuple[Explanation, Path | Exception]] = []
+    for explanation in group:
+        try:
+            done.append((explanation, _write_overlay(job, explanation, outputs, alpha, by_class)))
+        except (OSError, CamkitError) as error:
+            done.append((explanation, error))
+    return job, done
+
+
+def _file_results(job: ImageJob, outcome: _Outcome, preprocessing: str) -> list[FileResult]:
+    """The results of one job; failures warn (:func:`error_result`) in the calling thread."""
+    if isinstance(outcome, Exception):
+        return [error_result(job.source, outcome, preprocessing)]
+    results = []
+    for item in outcome:
+        explanation, heatmap = item if isinstance(item, tuple) else (item, None)
+        if isinstance(heatmap, Exception):
+            results.append(error_result(job.source, heatmap, preprocessing))
+        else:
+            results.append(FileResult(job.source, heatmap, explanation, None, preprocessing))
+    return results
+
+
+class _NoBar:
+    """The progress bar when none is shown."""
+
+    def update(self, count: int) -> None:
+        """Nothing to show."""
+
+
+@contextlib.contextmanager
+def _progress_bar(total: int, show: bool) -> Iterator[Any]:
+    """A tqdm bar on stderr counting images, with their rate (``img/s``), or no bar."""
+    if not show:
+        yield _NoBar()
+        return
+    from tqdm import tqdm  # only when a bar is shown
+
+    with tqdm(total=total, unit="img", desc="camkit", dynamic_ncols=True) as bar:
+        yield bar
+
+
 def _explain(
-    explainer: Explainer, images: list[NDArray[np.uint8]], target: int | None, top: int | None
+    explainer: Explainer, images: Sequence[_Image], target: int | None, top: int | None
 ) -> list[list[Explanation]]:
-    """The explanations of each image: one, or its ``top`` classes."""
+    """The explanations of each image: one, or its ``top`` classes (the explainer's
+    pipeline: :meth:`~camkit.Explainer.prepare`, then :meth:`~camkit.Explainer.run`)."""
     if not images:
         return []
+    prepared = explainer.prepare(images)
     if top is None:
-        return [[e] for e in explainer.explain_batch(images, target)]
-    flat = list(explainer.explain_batch_classes(images, top=top))
+        return [[e] for e in explainer.run(prepared, target)]
+    flat = list(explainer.run(prepared, classes=ClassRequest(None, top)))
     per_image = len(flat) // len(images)
     return [flat[i : i + per_image] for i in range(0, len(flat), per_image)]
 
 
+_Image = NDArray[np.uint8] | PreparedImage
+
+
 def explain_images(
     explainer: Explainer,
-    images: list[NDArray[np.uint8]],
+    images: Sequence[NDArray[np.uint8] | PreparedImage],
     target: int | None = None,
     top: int | None = None,
 ) -> list[list[Explanation] | Exception]:
-    """Explain decoded images as one batch; for each image, its explanations (one, or its
-    ``top`` classes best first) or the error that stopped it.
+    """Explain decoded images (or images prepared by :meth:`Explainer.prepare_image
+    <camkit.Explainer.prepare_image>`) as one batch; for each image, its explanations (one,
+    or its ``top`` classes best first) or the error that stopped it.
 
     When the batch fails for a reason that may concern some images only (a
     :class:`~camkit.errors.CamkitError` about an input, a ``RuntimeError`` from the model),
@@ -585,14 +706,22 @@ def save_result(
     """
     heatmap: Path | None = None
     if outputs is not None:
-        output = job.output
-        if by_class:
-            output = output.with_name(f"{output.stem}_class{explanation.target}{output.suffix}")
         try:
-            heatmap = outputs.for_job(job).write_image(output, explanation.overlay(alpha))
+            heatmap = _write_overlay(job, explanation, outputs, alpha, by_class)
         except (OSError, CamkitError) as error:
             return error_result(job.source, error, preprocessing)
     return FileResult(job.source, heatmap, explanation, None, preprocessing)
+
+
+def _write_overlay(
+    job: ImageJob, explanation: Explanation, outputs: OverlayWriters, alpha: float, by_class: bool
+) -> Path:
+    """Render ``explanation``'s overlay and write it to ``job``'s output (named for its class
+    with ``by_class``)."""
+    output = job.output
+    if by_class:
+        output = output.with_name(f"{output.stem}_class{explanation.target}{output.suffix}")
+    return outputs.for_job(job).write_image(output, explanation.overlay(alpha))
 
 
 def explain_files(
@@ -607,6 +736,7 @@ def explain_files(
     report: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
     overwrite: bool = False,
+    workers: int | None = None,
 ) -> list[FileResult]:
     """Like :func:`iter_explain_files`, returning every result as a list."""
     return list(
@@ -621,5 +751,6 @@ def explain_files(
             report=report,
             progress=progress,
             overwrite=overwrite,
+            workers=workers,
         )
     )

@@ -41,7 +41,6 @@ from camkit.tools.batch import (
     method_slug,
     plan_outputs,
 )
-from camkit.tools.html_report import HTML_INDEX, write_html_report
 
 __all__ = ["main"]
 
@@ -64,6 +63,13 @@ def _pixel_limit(text: str) -> int | None:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0 (0 for no limit), got {value}")
     return value or None
+
+
+def _workers(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 for no worker threads), got {value}")
+    return value
 
 
 def _alpha(text: str) -> float:
@@ -188,6 +194,14 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--batch-size", type=_positive_int, default=8, metavar="N")
     out.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        metavar="N",
+        help="threads that decode images while the model runs, and as many that write "
+        "overlays (default: the CPU count, at most 4; 0: none, one step after the other)",
+    )
+    out.add_argument(
         "--max-pixels",
         type=_pixel_limit,
         default=DEFAULT_MAX_PIXELS,
@@ -298,7 +312,11 @@ def _run_explain(args: argparse.Namespace) -> int:
     slug = method_slug(method.name or type(method).__name__)
     jobs = plan_outputs(images, args.out, suffix=f"_{slug}")
     report = Path(args.out) / "gradcam_report.csv" if args.report else None
-    pages = [Path(args.out) / HTML_INDEX] if args.html else []
+    pages: list[Path] = []
+    if args.html:  # the page's module is imported only for it
+        from camkit.tools.html_report import HTML_INDEX, write_html_report
+
+        pages.append(Path(args.out) / HTML_INDEX)
     check_outputs(
         jobs, report, by_class=args.top is not None, overwrite=args.overwrite, extra=pages
     )
@@ -332,6 +350,7 @@ def _run_explain(args: argparse.Namespace) -> int:
             report=report,
             progress=False if args.no_progress else None,
             overwrite=args.overwrite,
+            workers=args.workers,
         )
     for result in results:
         e = result.explanation
