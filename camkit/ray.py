@@ -132,7 +132,8 @@ def start_ray(address: str | None = None) -> bool:
         ray.init(num_cpus=os.cpu_count(), **quiet)
     else:
         ray.init(address=address, **quiet)
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    # Ray Data's execution notes (plans, "progress bars disabled") are not for this run
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     return True
 
 
@@ -273,6 +274,35 @@ def _load_weights(model: nn.Module, weights: Mapping[str, torch.Tensor]) -> None
         ) from None
 
 
+@attrs.frozen
+class _Planned:
+    """One image's job with absolute paths, to read and write on any node (a worker's
+    folder may be another), and the job as planned (``None``: no overlay), whose paths the
+    rows and error messages show, as a folder run shows them."""
+
+    job: ImageJob
+    planned: ImageJob | None
+
+    def as_planned(self, result: FileResult) -> FileResult:
+        """``result`` with the planned paths in place of the absolute ones."""
+        if self.planned is None:
+            return result
+        error = result.error
+        for absolute, planned in (
+            (self.job.source, self.planned.source),
+            (self.job.output.parent, self.planned.output.parent),
+        ):
+            if error is not None:
+                error = error.replace(repr(str(absolute)), repr(str(planned)))
+                error = error.replace(str(absolute), str(planned))
+        heatmap = None
+        if result.heatmap is not None:  # a class's overlay (``_class<N>``): same folder
+            heatmap = self.planned.output.with_name(result.heatmap.name)
+        return FileResult(
+            self.planned.source, heatmap, result.explanation, error, result.preprocessing
+        )
+
+
 class _ExplainWorker:
     """The actor class of :func:`explain_dataset`: builds the explainer once, then explains
     one batch of rows per call."""
@@ -293,7 +323,7 @@ class _ExplainWorker:
         _load_weights(model, weights)
         self.explainer = Explainer(model, **options)
         self.preprocessing = describe_preprocessing(self.explainer)
-        self.plan: Mapping[str, tuple[ImageJob, str]] | None = plan
+        self.plan: Mapping[str, _Planned] | None = plan
         self.outputs = OverlayWriters(settings.overwrite) if plan is not None else None
         self.settings = settings
 
@@ -304,58 +334,49 @@ class _ExplainWorker:
             results = self._explain(batch)
         return self._table(results)
 
-    def _job(self, name: str) -> tuple[ImageJob, str | None]:
+    def _job(self, name: str) -> _Planned:
         key = _text(Path(name))
         if self.plan is not None and key in self.plan:
             return self.plan[key]
-        return ImageJob(Path(name), Path(name)), None
+        return _Planned(ImageJob(Path(name), Path(name)), None)
 
-    def _explain(self, batch: Mapping[str, Any]) -> list[tuple[str, FileResult, str | None]]:
+    def _explain(self, batch: Mapping[str, Any]) -> list[tuple[str, FileResult]]:
         s = self.settings
         names = [str(name) for name in batch[s.name_column]]
         loaded: list[tuple[int, NDArray[np.uint8]]] = []
         outcomes: dict[int, list[FileResult]] = {}
-        jobs = [self._job(name) for name in names]
-        for i, (job, _) in enumerate(jobs):
+        plans = [self._job(name) for name in names]
+        for i, plan in enumerate(plans):
             try:
                 if s.images:
                     image = load_rgb(np.asarray(batch["image"][i]))
                 else:
-                    image = load_rgb(job.source, max_pixels=self.explainer.max_pixels)
+                    image = load_rgb(plan.job.source, max_pixels=self.explainer.max_pixels)
                 loaded.append((i, image))
             except InputError as error:
-                outcomes[i] = [error_result(job.source, error, self.preprocessing)]
+                outcomes[i] = [error_result(plan.job.source, error, self.preprocessing)]
         groups = explain_images(self.explainer, [image for _, image in loaded], s.target, s.top)
         for (i, _), group in zip(loaded, groups, strict=True):
-            job, shown = jobs[i]
+            job = plans[i].job
             if isinstance(group, BaseException):
                 outcomes[i] = [error_result(job.source, group, self.preprocessing)]
                 continue
-            outputs = self.outputs if shown is not None else None
+            outputs = self.outputs if plans[i].planned is not None else None
             outcomes[i] = [
                 save_result(job, e, outputs, s.alpha, s.top is not None, self.preprocessing)
                 for e in group
             ]
-        rows: list[tuple[str, FileResult, str | None]] = []
-        for i, name in enumerate(names):
-            for result in outcomes[i]:
-                rows.append((name, result, self._shown(result, jobs[i])))
-        return rows
+        return [
+            (name, plans[i].as_planned(result))
+            for i, name in enumerate(names)
+            for result in outcomes[i]
+        ]
 
-    @staticmethod
-    def _shown(result: FileResult, planned: tuple[ImageJob, str | None]) -> str | None:
-        """The overlay's path as planned (relative when the plan was), not as written."""
-        _, shown = planned
-        if result.heatmap is None or shown is None:
-            return None
-        # the overlay of a class (``_class<N>``) sits next to the planned path
-        return str(Path(shown).with_name(result.heatmap.name))
-
-    def _table(self, results: list[tuple[str, FileResult, str | None]]) -> pa.Table:
+    def _table(self, results: list[tuple[str, FileResult]]) -> pa.Table:
         import pyarrow as pa
 
         columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
-        for name, result, overlay in results:
+        for name, result in results:
             e = result.explanation
             values: dict[str, Any] = dict.fromkeys(COLUMNS)
             values["path"] = _text(name)
@@ -370,7 +391,7 @@ class _ExplainWorker:
                     layer=_text(e.layer),
                     method=_text(e.method),
                     map=encode_map(e.raw) if self.settings.maps else None,
-                    overlay=None if overlay is None else _text(overlay),
+                    overlay=None if result.heatmap is None else _text(result.heatmap),
                 )
             for column in COLUMNS:
                 columns[column].append(values[column])
@@ -418,17 +439,16 @@ def _plan_from_names(
     ]
 
 
-def _shared_plan(jobs: Sequence[ImageJob]) -> dict[str, tuple[ImageJob, str]]:
-    """Each job by its name in the dataset: absolute paths to read and write (a worker may
-    run elsewhere), and the overlay's path as planned, for the rows."""
-    plan: dict[str, tuple[ImageJob, str]] = {}
+def _shared_plan(jobs: Sequence[ImageJob]) -> dict[str, _Planned]:
+    """Each job by its name in the dataset (:func:`row_name` of its source)."""
+    plan: dict[str, _Planned] = {}
     for job in jobs:
         absolute = ImageJob(
             Path(os.path.abspath(job.source)),
             Path(os.path.abspath(job.output)),
             Path(os.path.abspath(job.output_root)),
         )
-        plan.setdefault(_text(job.source), (absolute, str(job.output)))
+        plan.setdefault(_text(job.source), _Planned(absolute, job))
     return plan
 
 

@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from camkit import DataConfig, Explainer
 from camkit.errors import (
     CheckpointError,
     ConfigurationError,
+    ImageSkippedWarning,
     InputError,
     MissingDependencyError,
     OutputError,
@@ -39,6 +41,8 @@ from camkit.tools.batch import (
     plan_outputs,
 )
 from camkit.tools.cli import main
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")  # Ray's own
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(
@@ -183,7 +187,13 @@ def local_run(
     """The single-process run (explain_files) with the same weights and options."""
     explainer = Explainer(model, **OPTIONS)
     jobs = plan_outputs(find_images([folder]), out, suffix="_gradcampp")
-    return explain_files(explainer, jobs, progress=False, **kwargs), explainer
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ImageSkippedWarning)
+        results = explain_files(explainer, jobs, progress=False, **kwargs)
+    skipped = [Path(str(w.message).split("'")[1]).name for w in caught]
+    assert skipped == ["bad.jpg", "empty.png", "truncated.png"]
+    assert all(w.category is ImageSkippedWarning for w in caught)
+    return results, explainer
 
 
 @pytest.fixture(scope="module")
@@ -412,15 +422,23 @@ def cli_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def cli_args(files: Path, out: Path) -> list[str]:
-    model = ["--model", f"{files / 'model.py'}:factory", "--weights", str(files / "weights.pth")]
+    """Paths as a user types them: relative to the working folder (``files``)."""
+    model = ["--model", "model.py:factory", "--weights", "weights.pth"]
     options = ["--input-size", "32", "32", "--device", "cpu", "--report", "--no-progress"]
-    return ["explain", str(files / "images"), *model, *options, "--out", str(out)]
+    return ["explain", "images", *model, *options, "--out", os.path.relpath(out, files)]
 
 
 @needs_ray
 def test_cli_ray_engine_writes_what_the_local_engine_writes(
-    ray_cluster: Any, cli_files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ray_cluster: Any,
+    cli_files: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Relative paths, as typed: the workers read and write absolute ones, the rows and
+    messages show them as typed."""
+    monkeypatch.chdir(cli_files)
     local, remote = tmp_path / "local", tmp_path / "ray"
     assert main(cli_args(cli_files, local)) == 1
     capsys.readouterr()
@@ -436,9 +454,11 @@ def test_cli_ray_engine_writes_what_the_local_engine_writes(
     for name in ours:
         assert (remote / name).read_bytes() == (local / name).read_bytes(), name
     report = "gradcam_report.csv"
-    ours_csv = (remote / report).read_bytes().replace(os.fsencode(remote), b"OUT")
-    theirs_csv = (local / report).read_bytes().replace(os.fsencode(local), b"OUT")
-    assert ours_csv == theirs_csv
+    ours_csv = (remote / report).read_bytes()
+    theirs_csv = (local / report).read_bytes()
+    out = os.fsencode(os.path.relpath(remote, cli_files))
+    assert ours_csv == theirs_csv.replace(os.fsencode(os.path.relpath(local, cli_files)), out)
+    assert b"InputError: cannot read 'images/deep/broken.jpg'" in ours_csv
     rows = list(csv.DictReader((remote / report).open(encoding="utf-8")))
     assert [Path(r["image"]).name for r in rows] == [
         "=d.png",
@@ -458,8 +478,13 @@ def test_cli_ray_engine_writes_what_the_local_engine_writes(
 
 @needs_ray
 def test_cli_ray_engine_refuses_html(
-    ray_cluster: Any, cli_files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ray_cluster: Any,
+    cli_files: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(cli_files)
     assert main([*cli_args(cli_files, tmp_path), "--engine", "ray", "--html"]) == 2
     assert "--html works with the local engine only" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
