@@ -575,7 +575,8 @@ def explain_dataset(
         raise ConfigurationError(
             f"model_factory must return a torch.nn.Module, got {type(model).__name__}"
         )
-    state = {k: v.detach().cpu() for k, v in (weights or model.state_dict()).items()}
+    source = model.state_dict() if weights is None else weights
+    state = {k: v.detach().cpu() for k, v in source.items()}
     _load_weights(model, state)
     checked = Explainer(model, **{**options, "device": "cpu"})  # the options, on the driver
 
