@@ -20,6 +20,7 @@ __all__ = [
     "LayerResolutionError",
     "MethodError",
     "MethodNotApplicableError",
+    "MissingDependencyError",
     "ModelOutputError",
     "OutputError",
     "PluginConflictError",
@@ -78,6 +79,11 @@ class MethodNotApplicableError(MethodError):
 class OutputError(CamkitError, OSError):
     """A result could not be written: the file system refused it (a full disk, a missing
     permission) or an encoder failed. The message names the file."""
+
+
+class MissingDependencyError(CamkitError, ImportError):
+    """A feature needs an optional dependency that is not installed; the message names the
+    extra to install (``pip install 'camkit[ray]'``)."""
 
 
 class UnknownNameError(CamkitError, LookupError):

@@ -938,7 +938,8 @@ def test_workers_option_is_checked_and_documented(
     with pytest.raises(SystemExit):
         main(["explain", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "--workers N threads that decode images while the model runs" in help_text
+    assert "--workers N local engine: threads that decode images while the model runs" in help_text
+    assert "--engine ray: the number of actors" in help_text
     passed: list[object] = []
 
     def explain(*args: object, **kwargs: object) -> list[object]:
@@ -971,3 +972,12 @@ def test_importing_camkit_loads_what_is_used_only() -> None:
         "False",  # the HTML page's module: only for --html
         "module 'camkit' has no attribute 'no_such_name'",
     ]
+
+
+def test_ray_engine_needs_at_least_one_actor(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["explain", str(files / "good"), *model_args(files), "--out", str(tmp_path / "o")]
+    assert main([*args, "--engine", "ray", "--workers", "0"]) == 2
+    assert "--engine ray needs at least one actor" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import os
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from camkit.plugins.manager import (
 )
 from camkit.preprocess import DEFAULT_MAX_PIXELS, RESIZE_MODES, DataConfig
 from camkit.tools.batch import (
+    ImageJob,
     check_outputs,
     explain_files,
     find_images,
@@ -194,14 +196,6 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--batch-size", type=_positive_int, default=8, metavar="N")
     out.add_argument(
-        "--workers",
-        type=_workers,
-        default=None,
-        metavar="N",
-        help="threads that decode images while the model runs, and as many that write "
-        "overlays (default: the CPU count, at most 4; 0: none, one step after the other)",
-    )
-    out.add_argument(
         "--max-pixels",
         type=_pixel_limit,
         default=DEFAULT_MAX_PIXELS,
@@ -217,6 +211,30 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--recursive", action="store_true", help=argparse.SUPPRESS)  # old default
     out.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    engine = explain.add_argument_group("engine")
+    engine.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local (default): this process; ray: a pool of Ray actors, on this machine or "
+        "a Ray cluster (pip install 'camkit[ray]'; see docs/cluster.md)",
+    )
+    engine.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        metavar="N",
+        help="local engine: threads that decode images while the model runs, and as many "
+        "that write overlays (default: the CPU count, at most 4; 0: none, one step after the "
+        "other); --engine ray: the number of actors (default: one per GPU of the cluster, "
+        "else one per two CPUs)",
+    )
+    engine.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --engine ray, the Ray cluster to join (host:port of its head, or 'auto'); "
+        "default: start a local Ray for this run",
+    )
 
     layers = commands.add_parser(
         "layers",
@@ -288,19 +306,33 @@ def _load_model(args: argparse.Namespace) -> tuple[nn.Module, list[str] | None]:
     return model, names if args.classes else declared_class_names(model)
 
 
-def _explainer(args: argparse.Namespace, **kwargs: object) -> Explainer:
-    model, names = _load_model(args)
+def _data_config(args: argparse.Namespace, model: nn.Module) -> DataConfig:
+    """The model's preprocessing with ``--input-size`` and ``--resize`` on top."""
     config = DataConfig.from_model(model)
     resize = "letterbox" if args.letterbox else (args.resize or config.resize)
     size = tuple(args.input_size) if args.input_size else config.input_size
-    config = DataConfig(size, config.mean, config.std, config.interpolation, resize)
+    return DataConfig(size, config.mean, config.std, config.interpolation, resize)
+
+
+def _explainer(args: argparse.Namespace, **kwargs: object) -> Explainer:
+    model, names = _load_model(args)
     return Explainer(
         model,
         device=args.device,
-        data_config=config,
+        data_config=_data_config(args, model),
         class_names=names,
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+def _warn_random_weights(args: argparse.Namespace) -> None:
+    if not args.weights and not is_factory_spec(args.model):
+        print(
+            f"camkit explain: warning: no --weights, so {args.model} has random weights and "
+            "its predictions and maps are meaningless; pass --weights FILE (your trained "
+            "checkpoint), or --model path/to/file.py:factory for a model that loads its own",
+            file=sys.stderr,
+        )
 
 
 def _run_explain(args: argparse.Namespace) -> int:
@@ -317,9 +349,23 @@ def _run_explain(args: argparse.Namespace) -> int:
         from camkit.tools.html_report import HTML_INDEX, write_html_report
 
         pages.append(Path(args.out) / HTML_INDEX)
+    if args.engine == "ray":
+        if args.workers == 0:
+            raise UsageError(
+                "--engine ray needs at least one actor: --workers N with N >= 1, or no "
+                "--workers for one per GPU of the cluster, else one per two CPUs"
+            )
+        if args.html:
+            raise UsageError(
+                "--html works with the local engine only (its thumbnails are drawn from the "
+                "maps in memory); drop --html, or --engine ray"
+            )
+        pages = [Path(args.out) / RAY_PARQUET] if args.report else []
     check_outputs(
         jobs, report, by_class=args.top is not None, overwrite=args.overwrite, extra=pages
     )
+    if args.engine == "ray":
+        return _run_explain_ray(args, jobs, report)
     explainer = _explainer(
         args,
         method=args.method,
@@ -330,13 +376,7 @@ def _run_explain(args: argparse.Namespace) -> int:
         eigen_smooth=args.eigen_smooth,
         max_pixels=args.max_pixels,
     )
-    if not args.weights and not is_factory_spec(args.model):
-        print(
-            f"camkit explain: warning: no --weights, so {args.model} has random weights and "
-            "its predictions and maps are meaningless; pass --weights FILE (your trained "
-            "checkpoint), or --model path/to/file.py:factory for a model that loads its own",
-            file=sys.stderr,
-        )
+    _warn_random_weights(args)
     failed = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ImageSkippedWarning)  # reported below instead
@@ -386,6 +426,111 @@ def _run_explain(args: argparse.Namespace) -> int:
         )
         print(f"camkit explain: open {page.resolve().as_uri()}", file=sys.stderr)
     return EXIT_PARTIAL if failed else EXIT_OK
+
+
+RAY_PARQUET = "gradcam_report.parquet"
+"""The Ray engine's Parquet report (``--report``), next to the CSV: every column of
+:data:`camkit.ray.COLUMNS`, the maps included."""
+
+
+def _absolute(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with the model's files as absolute paths, for workers in other folders."""
+    absolute = argparse.Namespace(**vars(args))
+    for name in ("weights", "classes"):
+        if getattr(args, name):
+            setattr(absolute, name, os.path.abspath(getattr(args, name)))
+    source, colon, attribute = args.model.rpartition(":")
+    if is_factory_spec(args.model) and source.endswith(".py"):
+        absolute.model = f"{os.path.abspath(source)}{colon}{attribute}"
+    return absolute
+
+
+def _ray_model(args: argparse.Namespace) -> nn.Module:
+    """The model of ``--model`` and ``--weights``, built on each Ray worker."""
+    return _load_model(args)[0]
+
+
+def _run_explain_ray(
+    args: argparse.Namespace, jobs: Sequence[ImageJob], report: Path | None
+) -> int:
+    """``camkit explain --engine ray``: the same overlays and CSV report as the local
+    engine (and the Parquet report), explained by a pool of Ray actors."""
+    from camkit import ray as camkit_ray
+
+    model, names = _load_model(args)
+    _warn_random_weights(args)
+    config = _data_config(args, model)
+    options = {
+        "method": args.method,
+        "layer": args.layer,
+        "fusion": args.fusion,
+        "renderer": args.colormap,
+        "aug_smooth": args.aug_smooth,
+        "eigen_smooth": args.eigen_smooth,
+        "max_pixels": args.max_pixels,
+        "device": args.device,
+        "data_config": config,
+        "class_names": names,
+    }
+    preprocessing = config.describe()
+    started = camkit_ray.start_ray(args.ray_address)
+    import ray
+    import ray.data
+
+    try:
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True  # the report in input order
+        context.enable_progress_bars = not args.no_progress and sys.stderr.isatty()
+        workers, gpus = camkit_ray.cluster_workers(use_gpus=args.device != "cpu")
+        workers = args.workers or workers
+        dataset = ray.data.from_items([{"path": camkit_ray.row_name(job.source)} for job in jobs])
+        results = camkit_ray.explain_dataset(
+            dataset,
+            functools.partial(_ray_model, _absolute(args)),
+            weights=model.state_dict(),
+            explainer_options=options,
+            plan=jobs,
+            overwrite=args.overwrite,
+            target=args.target,
+            top=args.top,
+            alpha=args.alpha,
+            maps=args.report,
+            batch_size=args.batch_size,
+            concurrency=workers,
+            num_gpus=gpus,
+        )
+
+        def show(row: Mapping[str, Any]) -> None:
+            if row["error"] is not None:
+                print(f"camkit: failed {row['path']}: {row['error']}", file=sys.stderr)
+                return
+            name = f" ({row['pred_name']})" if row["pred_name"] else ""
+            target = f" target={row['target']} score={row['target_score']:.3f}" if args.top else ""
+            print(
+                f"{row['path']} -> {row['overlay']}  pred={row['pred_class']}{name} "
+                f"conf={row['confidence']:.3f}{target}"
+            )
+
+        summary = camkit_ray.write_report(
+            results,
+            report,
+            Path(args.out) / RAY_PARQUET if report is not None else None,
+            preprocessing=preprocessing,
+            overwrite=args.overwrite,
+            on_row=show,
+        )
+    finally:
+        if started:
+            ray.shutdown()
+    print(
+        f"camkit: explained {summary.images - summary.failed} of {summary.images} images"
+        + (f", {args.top} classes each," if args.top else "")
+        + (f" at layer {summary.layer!r} with {summary.method}" if summary.layer else "")
+        + f" on {workers} Ray worker(s); preprocessing: {preprocessing}"
+        + (f"; report: {report}" if report else ""),
+        file=sys.stderr,
+    )
+    return EXIT_PARTIAL if summary.failed else EXIT_OK
 
 
 def _run_layers(args: argparse.Namespace) -> int:
