@@ -62,12 +62,16 @@ def explanation_mode(model: nn.Module) -> Iterator[None]:
         grad_enabled = torch.is_grad_enabled()
         try:
             with torch.inference_mode(False):
-                for module, _ in flags:
-                    module.training = False
+                # only the flags that change are set: nn.Module.__setattr__ is slow, and a
+                # model in eval mode (the usual case) then costs one walk per call
+                for module, flag in flags:
+                    if flag:
+                        module.training = False
                 yield
         finally:
             for module, flag in flags:
-                module.training = flag
+                if module.training != flag:
+                    module.training = flag
             torch.set_grad_enabled(grad_enabled)
 
 
