@@ -133,8 +133,13 @@ def _transfer(pending: Sequence[Requirement | _Count], values: Sequence[Tensor])
         return []
     device = values[0].device if values else tensors[0].device
     wide = torch.float32 if device.type == "mps" else torch.float64
-    flat = torch.cat([t.detach().to(device, wide).reshape(-1) for t in tensors])
-    host: list[float] = flat.cpu().tolist()
+    # one concatenation: the empty wide tensor first makes it promote every part to `wide`
+    # (bool, integer and narrower float values are exact in it)
+    parts = [torch.empty(0, dtype=wide, device=device)]
+    for tensor in tensors:
+        part = tensor if tensor.device == device else tensor.to(device)
+        parts.append(part.reshape(1) if part.ndim == 0 else part)
+    host: list[float] = torch.cat(parts).cpu().tolist()
     return host
 
 
