@@ -131,8 +131,9 @@ class CAMMethod(ABC):
 
         The pipeline runs the same checks, split in two so as not to wait for the device
         mid-call: :meth:`check_output_layout` at once, and the values' check
-        (:func:`output_values_ok`, :func:`output_values_error`) read with the rest of the
-        call; a subclass that overrides this method gets it called instead.
+        (``output_values_ok`` and ``output_values_error`` of ``camkit.methods.base``) read
+        with the rest of the call; a subclass that overrides this method gets it called
+        instead.
 
         Raises:
             MethodError: naming the method, what it returned and what was expected.
