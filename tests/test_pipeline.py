@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -13,7 +14,8 @@ from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from camkit import Explainer
-from camkit.errors import ConfigurationError, LayerNotFoundError, TargetError
+from camkit.errors import ConfigurationError, InputError, LayerNotFoundError, TargetError
+from camkit.pipeline.checks import Requirement
 from camkit.pipeline.run import ClassRequest
 
 
@@ -329,3 +331,27 @@ def test_a_call_reads_the_device_once(
         results[0].cam  # noqa: B018 - the maps on the originals: one transfer, once
         results[1].cam  # noqa: B018
     assert reads.reads[2:] == ["cpu", "numpy"]
+
+
+def test_the_checks_a_prepared_batch_carries_are_settled_first_by_every_run(
+    resnet: nn.Module,
+) -> None:
+    """Inputs already on an accelerator are checked on the device; the requirement travels
+    with the prepared batch and is read with the call that runs it, before the later ones."""
+    explainer = Explainer(resnet, layer="layer4", device="cpu")
+    prepared = explainer.prepare(_input(batch=2))
+    assert prepared.checks == ()  # CPU inputs: checked by prepare itself
+    seen: list[int] = []
+
+    def failure() -> Exception | None:
+        seen.append(len(seen))
+        return InputError("image(s) [1] of the batch hold NaN (pretend)")
+
+    flagged = attrs.evolve(prepared, checks=(Requirement(torch.tensor(False), failure),))
+    for _ in range(2):  # each run reads it again
+        with pytest.raises(InputError, match=r"\(pretend\)"):
+            explainer.run(flagged, target=99)  # the bad target comes after: not reported
+    assert seen == [0, 1]
+    false_alarm = attrs.evolve(prepared, checks=(Requirement(torch.tensor(False), lambda: None),))
+    expected = explainer.run(prepared)
+    assert torch.equal(explainer.run(false_alarm).maps, expected.maps)
