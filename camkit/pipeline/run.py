@@ -12,8 +12,11 @@
    :class:`~camkit.methods.MethodContext` per layer, checking its output in one place,
 4. fuses several layers on the input grid,
 
-and returns the maps, still on the model's device, in an :class:`ExplanationBatch` that
-places them on the originals when asked (:mod:`camkit.pipeline.place`).
+then reads every check of values made on the way (finite logits, scores and maps,
+non-negative maps, empty gradient maps) together with the results' scalars, in **one**
+transfer from the device (:mod:`camkit.pipeline.checks`), and returns the maps, still on the
+model's device, in an :class:`ExplanationBatch` that places them on the originals when asked
+(:mod:`camkit.pipeline.place`).
 """
 
 from __future__ import annotations
