@@ -40,7 +40,8 @@ same interleaved rounds time ``plain`` (``model(x)`` under ``torch.no_grad()``),
 (``explain_batch(x)`` and then every explanation's ``cam``), on ``(B, 3, 224, 224)`` tensors;
 each is reported with its ratio to ``plain``. A fast model at batch 8 is where the fixed
 cost of a call (Python around the capture, device synchronisations, building the results)
-shows; the goal on a GPU is ``call`` <= 1.2x ``plain`` at batch 8.
+shows; the goal on a GPU is ``call`` <= 1.2x ``plain`` at batch 8. On CUDA, the
+synchronisations of one call are counted too (``torch.cuda.set_sync_debug_mode``).
 
 Memory: fresh processes (this script's hidden ``_memory`` subcommand), by default three
 per contender, interleaved, median reported (the allocator makes one figure vary by
@@ -300,6 +301,19 @@ class CamkitCall(Runner):
 PER_CALL_KEYS = ("plain", "call", "cams")
 
 
+def count_synchronisations(runner: Runner, x: Tensor) -> int:
+    """The CUDA synchronisations of one run, as ``torch.cuda.set_sync_debug_mode`` reports
+    them (one warning each)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            runner.run(x)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(warning.message) for warning in caught)
+
+
 def measure_per_call(
     arch: str, batch: int, repeats: int, warmup: int, device: torch.device
 ) -> dict[str, list[float]]:
@@ -319,6 +333,12 @@ def measure_per_call(
             seconds = timed_run(runners[key], x, device)
             if round_index >= warmup:
                 times[key].append(seconds)
+    if device.type == "cuda":
+        syncs = {key: count_synchronisations(runners[key], x) for key in ("call", "cams")}
+        print(
+            f"  {arch} batch {batch}: CUDA synchronisations per call: explain_batch "
+            f"{syncs['call']}, with the cams {syncs['cams']}"
+        )
     return times
 
 
