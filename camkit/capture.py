@@ -48,6 +48,22 @@ def _model_lock(model: nn.Module) -> threading.RLock:
         return lock
 
 
+def _modules_of(model: nn.Module) -> list[nn.Module]:
+    """Every module of ``model``, itself included, each once: ``model.modules()`` without
+    its dotted names and nested generators (the walk runs on every call; this is two to
+    three times faster)."""
+    found: list[nn.Module] = []
+    seen: set[int] = set()
+    stack = [model]
+    while stack:
+        module = stack.pop()
+        if id(module) not in seen:
+            seen.add(id(module))
+            found.append(module)
+            stack.extend(child for child in module._modules.values() if child is not None)
+    return found
+
+
 @contextmanager
 def explanation_mode(model: nn.Module) -> Iterator[None]:
     """Hold ``model`` for one explanation: every module in eval mode, each module's own
@@ -58,16 +74,20 @@ def explanation_mode(model: nn.Module) -> Iterator[None]:
     same model waits until the first leaves (the same thread may nest it).
     """
     with _model_lock(model):
-        flags = [(module, module.training) for module in model.modules()]
+        flags = [(module, module.training) for module in _modules_of(model)]
         grad_enabled = torch.is_grad_enabled()
         try:
             with torch.inference_mode(False):
-                for module, _ in flags:
-                    module.training = False
+                # only the flags that change are set: nn.Module.__setattr__ is slow, and a
+                # model in eval mode (the usual case) then costs one walk per call
+                for module, flag in flags:
+                    if flag:
+                        module.training = False
                 yield
         finally:
             for module, flag in flags:
-                module.training = flag
+                if module.training != flag:
+                    module.training = flag
             torch.set_grad_enabled(grad_enabled)
 
 

@@ -155,8 +155,13 @@ class ExplanationBatch(Sequence["Explanation"]):
 
     def cams(self) -> list[NDArray[np.float32]]:
         """The maps on the original images, one float32 ``(H, W)`` array in ``[0, 1]`` each."""
-        placements = [self._prepared.placements[r] for r in self._rows]
-        return self._cached("cams", lambda: maps_on_originals(self._maps, placements))
+        # (made in the cache: each explanation's .cam reads this list, O(1) each time)
+        return self._cached(
+            "cams",
+            lambda: maps_on_originals(
+                self._maps, [self._prepared.placements[r] for r in self._rows]
+            ),
+        )
 
     def coarse_cam(self, index: int, size: tuple[int, int]) -> NDArray[np.float32]:
         """The map of explanation ``index`` on a coarser grid ``size`` ``(h, w)`` of its

@@ -80,8 +80,14 @@ def maps_to_original(raw: Tensor, placement: Placement) -> Tensor:
         width, raw_w, placement.input_size[1], placement.scale_x, placement.offset_x
     )
     # pixels outside the input get 0: their rows of the interpolation weights are zeroed
-    left = torch.as_tensor(rows * inside_rows[:, None], dtype=raw.dtype, device=raw.device)
-    right = torch.as_tensor(cols * inside_cols[:, None], dtype=raw.dtype, device=raw.device)
+    # (arrays made here, in pageable memory: their copies are staged at once and need not
+    # wait for the device)
+    left = torch.from_numpy(rows * inside_rows[:, None]).to(
+        raw.device, raw.dtype, non_blocking=True
+    )
+    right = torch.from_numpy(cols * inside_cols[:, None]).to(
+        raw.device, raw.dtype, non_blocking=True
+    )
     return left @ raw @ right.T
 
 

@@ -11,7 +11,14 @@ from torch import Tensor
 
 from camkit.errors import ModelOutputError, TargetError
 
-__all__ = ["OutputSelector", "TargetSpec", "select_logits", "target_scores", "validate_targets"]
+__all__ = [
+    "OutputSelector",
+    "TargetSpec",
+    "select_logits",
+    "target_indices",
+    "target_scores",
+    "validate_targets",
+]
 
 TargetSpec = int | Sequence[int] | Callable[[Tensor], Tensor] | None
 """What to explain: ``None`` (the predicted class), one class index, one per image, or a
@@ -121,20 +128,23 @@ def validate_targets(
                 f"{targets.dtype}; convert whole-number labels with .long()"
             )
         indices = targets.detach().long()
-    else:
-        indices = torch.tensor([_class_index(value) for value in targets], dtype=torch.long)
-    if count:
         outside = indices < 0
         if num_classes is not None:
             outside |= indices >= num_classes
-        if bool(outside.any()):
-            index = int(indices[outside][0])
-            if num_classes is None:
-                raise TargetError(f"target {index} is out of range: class indices are >= 0")
-            raise TargetError(
-                f"target {index} is out of range: the model has {num_classes} classes "
-                f"(valid targets are 0..{num_classes - 1})"
-            )
+        first = int(indices[outside][0]) if count and bool(outside.any()) else None
+    else:
+        values = [_class_index(value) for value in targets]
+        indices = torch.tensor(values, dtype=torch.long)
+        limit = num_classes
+        # host values are checked on the host, without tensor operations
+        first = next((v for v in values if v < 0 or (limit is not None and v >= limit)), None)
+    if first is not None:
+        if num_classes is None:
+            raise TargetError(f"target {first} is out of range: class indices are >= 0")
+        raise TargetError(
+            f"target {first} is out of range: the model has {num_classes} classes "
+            f"(valid targets are 0..{num_classes - 1})"
+        )
     return indices
 
 
@@ -151,7 +161,7 @@ def target_scores(logits: Tensor, target: TargetSpec) -> tuple[Tensor, list[int 
         TargetError: a class index out of range or not an int, a list whose length differs
             from the batch, or a callable that does not return one score per sample.
     """
-    batch, num_classes = logits.shape
+    batch = logits.shape[0]
     if callable(target):
         scores = target(logits)
         if not isinstance(scores, Tensor) or scores.shape != (batch,):
@@ -160,13 +170,32 @@ def target_scores(logits: Tensor, target: TargetSpec) -> tuple[Tensor, list[int 
                 f"image, got {tuple(getattr(scores, 'shape', ())) or type(scores).__name__}"
             )
         return scores, [None] * batch
+    index = target_indices(logits, target)
+    return logits.gather(1, index[:, None])[:, 0], list(index.tolist())
+
+
+def target_indices(logits: Tensor, target: int | Sequence[int] | Tensor | None) -> Tensor:
+    """The class index of each sample ``(B,)`` (``torch.long``, on the logits' device) for a
+    target that is not a callable: the predicted class for ``None`` (computed on the device,
+    nothing is read back), else the given indices, checked on the host.
+
+    Raises:
+        TargetError: a class index out of range or not an int, or a list whose length
+            differs from the batch.
+    """
+    batch, num_classes = logits.shape
     if target is None:
-        indices = logits.detach().argmax(dim=1).tolist()
-    elif isinstance(target, Tensor) and target.ndim == 0:
-        indices = validate_targets([target], num_classes=num_classes).tolist() * batch
-    elif isinstance(target, (Sequence, Tensor)) and not isinstance(target, str):
-        indices = validate_targets(target, batch=batch, num_classes=num_classes).tolist()
+        return logits.detach().argmax(dim=1)
+    one: list[Any] = [target]  # an int, a numpy int or a 0-d tensor, checked as one index
+    if (
+        isinstance(target, (Sequence, Tensor))
+        and not isinstance(target, str)
+        and not (isinstance(target, Tensor) and target.ndim == 0)
+    ):
+        indices = validate_targets(target, batch=batch, num_classes=num_classes)
     else:
-        indices = validate_targets([target], num_classes=num_classes).tolist() * batch
-    index = torch.tensor(indices, device=logits.device, dtype=torch.long)
-    return logits.gather(1, index[:, None])[:, 0], list(indices)
+        indices = validate_targets(one, num_classes=num_classes).repeat(batch)
+    # a host tensor made here (not the caller's, which may be pinned memory the caller
+    # changes next) is staged at once: its copy need not wait for the device
+    made_here = not isinstance(target, Tensor) or target.ndim == 0
+    return indices.to(logits.device, non_blocking=made_here)

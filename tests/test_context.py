@@ -505,6 +505,37 @@ def test_valid_output_is_kept_as_returned() -> None:
     close(maps, expected)
 
 
+def test_check_output_on_its_own_checks_the_values_at_once() -> None:
+    method = _returning("Direct", _good)
+    maps = torch.rand(2, 4, 4, dtype=torch.float16)
+    checked = method.check_output(maps, 2)
+    assert checked.dtype == torch.float32 and torch.equal(checked, maps.float())
+    for value, message in [
+        (float("nan"), r"Direct\.compute returned NaN or infinite values"),
+        (float("-inf"), r"Direct\.compute returned NaN or infinite values"),
+        (-0.5, r"Direct\.compute returned negative values \(minimum -0\.5\)"),
+    ]:
+        bad = maps.float().clone()
+        bad[1, 2, 3] = value
+        with pytest.raises(MethodError, match=message):
+            method.check_output(bad, 2)
+
+
+def test_an_overridden_check_output_is_the_one_applied() -> None:
+    class Signed(Returns):
+        """Allows negative maps, which the default check refuses."""
+
+        make = staticmethod(lambda c: c.activations.sum(dim=1) - 1.0)
+
+        def check_output(self, maps: object, batch: int) -> Tensor:
+            assert isinstance(maps, Tensor)
+            return maps.detach().float()
+
+    explainer = Explainer(SmallCNN(), method=Signed(), layer="body", device="cpu")
+    maps = explainer.explain_batch(randn(2, 3, 16, 16)).maps
+    assert bool((maps < 0).any())
+
+
 # ---- 8. float32 upcast ----------------------------------------------------------------------
 
 

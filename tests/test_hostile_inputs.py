@@ -343,6 +343,55 @@ def test_a_callable_target_giving_nan_is_a_target_error() -> None:
         explainer().explain_batch([pixels(32, 32, 1), pixels(32, 32, 2)], nan_for_the_second)
 
 
+def test_the_first_problem_of_a_call_is_the_one_reported() -> None:
+    """Values are checked on the device and read at the end of the call: when the call fails
+    on the way, the problems found before are reported first, as checked on the spot."""
+    model = SmallCNN()
+    with torch.no_grad():
+        model.head[2].weight[0, 3] = float("inf")
+
+    class WrongShape(CAMMethod):
+        def compute(self, context: MethodContext) -> Tensor:
+            return context.activations.sum(dim=1)[:1]
+
+    def refuses_nan(logits: Tensor) -> Tensor:
+        if not bool(torch.isfinite(logits).all()):
+            raise ValueError("a NaN reached the target")
+        return logits[:, 0]
+
+    inputs = [pixels(32, 32, 1), pixels(32, 32, 2)]
+    for kwargs, target in [({"method": WrongShape()}, None), ({}, refuses_nan)]:
+        torch.manual_seed(0)
+        broken = Explainer(model, device="cpu", **kwargs)  # type: ignore[arg-type]
+        with pytest.raises(ModelOutputError, match=r"\[0, 1\] .*\(first 'head\.2\.weight'\)"):
+            broken.explain_batch(inputs, target)
+    # and the second problem alone is reported as itself
+    with pytest.raises(MethodError, match=r"WrongShape\.compute returned \(1, 112, 112\)"):
+        explainer(method=WrongShape(), layer="body.2").explain_batch(inputs)
+
+
+def test_large_finite_values_are_not_mistaken_for_infinite() -> None:
+    """The device-side test of finite values is a sum, which large finite values overflow:
+    such a false alarm is looked at closely and passes."""
+    base = explainer()
+    batch = torch.zeros(2, 3, 16, 16)
+    batch[:, :, :4] = 3e38  # finite float32 values whose sum is not
+    assert torch.equal(base.prepare(batch).inputs, batch)
+
+    class Offset(SmallCNN):
+        def forward(self, x: Tensor) -> Tensor:
+            return super().forward(x) + 3e38  # finite logits, an infinite sum
+
+    torch.manual_seed(0)
+    offset = Explainer(Offset(), layer="body.2", device="cpu")
+    plain = explainer(layer="body.2")
+    inputs = torch.randn(2, 3, 16, 16)
+    found = offset.explain_batch(inputs, 1)
+    expected = plain.explain_batch(inputs, 1)
+    assert torch.equal(found.maps, expected.maps)
+    assert [e.target_score for e in found] == [float(torch.tensor(3e38))] * 2
+
+
 def test_a_non_finite_map_names_the_method_and_the_layer() -> None:
     class Broken(CAMMethod):
         name = "broken-test"

@@ -5,14 +5,18 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 import torch
 from helpers import build, minmax, recalibrate_batchnorm
 from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from camkit import Explainer
-from camkit.errors import ConfigurationError, LayerNotFoundError, TargetError
+from camkit.errors import ConfigurationError, InputError, LayerNotFoundError, TargetError
+from camkit.pipeline.checks import Requirement
+from camkit.pipeline.run import ClassRequest
 
 
 @pytest.fixture(scope="module")
@@ -260,3 +264,94 @@ def test_callable_target_must_give_one_score_per_image(resnet: nn.Module) -> Non
         explainer.explain_batch(_input(batch=2), targets=lambda logits: logits)
     with pytest.raises(TargetError, match=r"got float"):
         explainer.explain_batch(_input(batch=2), targets=lambda logits: 1.0)
+
+
+# ---- cost per call: the device is read once -------------------------------------------------
+
+
+class DeviceReads(TorchDispatchMode):
+    """Counts the operations that read a tensor's values on the host (``.item()``,
+    ``bool(tensor)``, ``nonzero``...), which wait for an accelerator; ``.tolist()`` and
+    ``.cpu()`` are counted by patching them, as a CPU tensor does not dispatch them."""
+
+    READS = frozenset(
+        {"aten._local_scalar_dense.default", "aten.nonzero.default", "aten.is_nonzero.default"}
+    )
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+        for name in ("tolist", "cpu", "numpy"):
+            original = getattr(Tensor, name)
+
+            def counted(self_: Tensor, *args: Any, _name: str = name, _f: Any = original) -> Any:
+                self.reads.append(_name)
+                return _f(self_, *args)
+
+            monkeypatch.setattr(Tensor, name, counted)
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if str(func) in self.READS:
+            self.reads.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize(
+    "call",
+    ["predicted", "index", "per-image", "callable", "classes", "top", "two layers"],
+)
+def test_a_call_reads_the_device_once(
+    resnet: nn.Module, monkeypatch: pytest.MonkeyPatch, call: str
+) -> None:
+    """The checks of values (finite logits, scores and maps, non-negative maps, empty
+    gradient maps) and the results' scalars come back in one transfer at the end."""
+    layers = ["layer3", "layer4"] if call == "two layers" else "layer4"
+    explainer = Explainer(resnet, layer=layers, device="cpu")
+    prepared = explainer.prepare(_input(batch=3))
+    requests: dict[str, Any] = {
+        "predicted": {},
+        "index": {"target": 2},
+        "per-image": {"target": [1, 2, 3]},
+        "callable": {"target": lambda logits: logits[:, 1] - logits[:, 0]},
+        "classes": {"classes": ClassRequest((4, 1))},
+        "top": {"classes": ClassRequest(None, 3)},
+        "two layers": {},
+    }
+    expected = explainer.run(prepared, **requests[call])
+    reads = DeviceReads(monkeypatch)
+    with reads:
+        results = explainer.run(prepared, **requests[call])
+    assert reads.reads == ["cpu", "tolist"], reads.reads
+    assert [r.target for r in results] == [r.target for r in expected]
+    assert [r.target_score for r in results] == [r.target_score for r in expected]
+    assert torch.equal(results.maps, expected.maps)
+    # nothing else is moved to the host until asked for
+    assert all(isinstance(m, Tensor) for m in [results.maps, *results.layer_maps.values()])
+    with reads:
+        results[0].cam  # noqa: B018 - the maps on the originals: one transfer, once
+        results[1].cam  # noqa: B018
+    assert reads.reads[2:] == ["cpu", "numpy"]
+
+
+def test_the_checks_a_prepared_batch_carries_are_settled_first_by_every_run(
+    resnet: nn.Module,
+) -> None:
+    """Inputs already on an accelerator are checked on the device; the requirement travels
+    with the prepared batch and is read with the call that runs it, before the later ones."""
+    explainer = Explainer(resnet, layer="layer4", device="cpu")
+    prepared = explainer.prepare(_input(batch=2))
+    assert prepared.checks == ()  # CPU inputs: checked by prepare itself
+    seen: list[int] = []
+
+    def failure() -> Exception | None:
+        seen.append(len(seen))
+        return InputError("image(s) [1] of the batch hold NaN (pretend)")
+
+    flagged = attrs.evolve(prepared, checks=(Requirement(torch.tensor(False), failure),))
+    for _ in range(2):  # each run reads it again
+        with pytest.raises(InputError, match=r"\(pretend\)"):
+            explainer.run(flagged, target=99)  # the bad target comes after: not reported
+    assert seen == [0, 1]
+    false_alarm = attrs.evolve(prepared, checks=(Requirement(torch.tensor(False), lambda: None),))
+    expected = explainer.run(prepared)
+    assert torch.equal(explainer.run(false_alarm).maps, expected.maps)

@@ -125,6 +125,33 @@ def test_exception_propagates_unchanged_and_state_is_restored() -> None:
     assert torch.is_grad_enabled() == grad_mode
 
 
+class FlipsFlags(nn.Module):
+    """A forward that changes training flags itself (as some research code does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Conv2d(3, 4, 3)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.head.train()
+        self.features.eval()
+        return self.head(self.features(x))
+
+
+@pytest.mark.parametrize("mode", ["eval", "train", "mixed"])
+def test_flags_changed_during_the_call_are_restored(mode: str) -> None:
+    """Only the flags that need it are set on entry (a model in eval mode costs no setting);
+    every flag that differs from the caller's on exit is restored, whoever changed it."""
+    model = FlipsFlags()
+    model.train(mode != "eval")
+    if mode == "mixed":
+        model.head[2].eval()
+    before = snapshot(model)
+    Explainer(model, layer="features", device="cpu").explain(torch.randn(3, 8, 8))
+    assert_same(before, snapshot(model))
+
+
 def test_inside_no_grad() -> None:
     model = SmallCNN().eval()
     x = torch.randn(3, 32, 32)

@@ -9,6 +9,7 @@ method.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,7 +22,14 @@ from camkit.errors import MethodError
 if TYPE_CHECKING:
     from camkit.methods.context import MethodContext
 
-__all__ = ["CAMMethod", "GradientWeightedCAM", "LayerCapture", "at_least_float32"]
+__all__ = [
+    "CAMMethod",
+    "GradientWeightedCAM",
+    "LayerCapture",
+    "at_least_float32",
+    "output_values_error",
+    "output_values_ok",
+]
 
 
 def _is_spatial(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -121,6 +129,25 @@ class CAMMethod(ABC):
         """Validate what :meth:`compute` returned: a floating ``(B, h, w)`` tensor, finite and
         non-negative. Returns it detached, at least ``float32``.
 
+        The pipeline runs the same checks, split in two so as not to wait for the device
+        mid-call: :meth:`check_output_layout` at once, and the values' check
+        (``output_values_ok`` and ``output_values_error`` of ``camkit.methods.base``) read
+        with the rest of the call; a subclass that overrides this method gets it called
+        instead.
+
+        Raises:
+            MethodError: naming the method, what it returned and what was expected.
+        """
+        result = self.check_output_layout(maps, batch)
+        if not bool(output_values_ok(result)):
+            raise output_values_error(type(self).__name__ + ".compute", result)
+        return result
+
+    def check_output_layout(self, maps: object, batch: int) -> Tensor:
+        """The checks of :meth:`check_output` that need no values (no device
+        synchronisation): a floating ``(B, h, w)`` tensor with a non-empty grid. Returns it
+        detached, at least ``float32``.
+
         Raises:
             MethodError: naming the method, what it returned and what was expected.
         """
@@ -137,16 +164,6 @@ class CAMMethod(ABC):
                 "it must be floating point with a non-empty grid"
             )
         (result,) = at_least_float32(maps.detach())
-        if not bool(torch.isfinite(result).all()):
-            raise MethodError(
-                f"{label}.compute returned NaN or infinite values; check the model's "
-                "activations and gradients at the layer (and the method's divisions)"
-            )
-        if bool((result < 0).any()):
-            raise MethodError(
-                f"{label}.compute returned negative values (minimum {float(result.min()):g}); "
-                "a CAM is non-negative: apply torch.relu to the map before returning it"
-            )
         return result
 
     def __repr__(self) -> str:
@@ -182,6 +199,29 @@ class GradientWeightedCAM(CAMMethod):
 
     def weighted_activations(self, context: MethodContext) -> Tensor:
         return self._weights(context)[:, :, None, None] * context.activations
+
+
+def output_values_ok(maps: Tensor) -> Tensor:
+    """Whether every value of ``maps`` is finite and non-negative: a 0-d bool tensor on the
+    maps' device (reading it waits for the device)."""
+    if maps.numel() == 0:
+        return torch.ones((), dtype=torch.bool, device=maps.device)
+    low, high = torch.aminmax(maps.detach())  # NaN reaches both, and fails both tests
+    return (low >= 0) & (high < math.inf)
+
+
+def output_values_error(label: str, maps: Tensor) -> MethodError:
+    """The error of :meth:`CAMMethod.check_output` for maps whose values are not all finite
+    and non-negative; ``label`` names what returned them (``"GradCAM.compute"``)."""
+    if not bool(torch.isfinite(maps).all()):
+        return MethodError(
+            f"{label} returned NaN or infinite values; check the model's "
+            "activations and gradients at the layer (and the method's divisions)"
+        )
+    return MethodError(
+        f"{label} returned negative values (minimum {float(maps.min()):g}); "
+        "a CAM is non-negative: apply torch.relu to the map before returning it"
+    )
 
 
 def at_least_float32(*tensors: Tensor) -> tuple[Tensor, ...]:

@@ -49,6 +49,7 @@ from camkit.targets import OutputSelector
 
 if TYPE_CHECKING:
     from camkit.methods.base import CAMMethod
+    from camkit.pipeline.checks import DeviceChecks
 
 __all__ = [
     "FullGradients",
@@ -141,6 +142,8 @@ class Runner:
         batch_size: the default number of inputs per extra forward pass.
         active: whether the call is still running; the pipeline clears it when the model is
             released, and any pass asked for afterwards is refused.
+        checks: the checks of values the call reads at its end, in one transfer
+            (:class:`~camkit.pipeline.checks.DeviceChecks`); ``None``: checked at once.
     """
 
     model: nn.Module
@@ -148,6 +151,7 @@ class Runner:
     to_spatial: Callable[[str, Tensor], Tensor]
     batch_size: int = 64
     active: bool = True
+    checks: DeviceChecks | None = None
 
 
 def _check_batch_size(batch_size: int) -> int:
@@ -199,27 +203,33 @@ def capture_layers(
         spatial_gradient = None
         if gradient is not None:
             spatial_gradient = runner.to_spatial(name, gradient.detach())
-            _warn_if_empty(spatial_gradient, name, runner.model)
+            _warn_if_empty(spatial_gradient, name, runner)
             (spatial_gradient,) = at_least_float32(spatial_gradient)
         (activation,) = at_least_float32(activation)
         captures.append(LayerCapture(activation, spatial_gradient, scores.detach(), name))
     return captures, found
 
 
-def _warn_if_empty(gradients: Tensor, layer: str, model: nn.Module) -> None:
-    """Warn when some image's gradient is zero everywhere on the layer's map."""
-    empty = int((gradients.flatten(1) == 0).all(dim=1).sum())
-    if empty:
+def _warn_if_empty(gradients: Tensor, layer: str, runner: Runner) -> None:
+    """Warn when some image's gradient is zero everywhere on the layer's map: at once, or
+    with the call's other checks at its end (:attr:`Runner.checks`)."""
+    empty = (gradients.flatten(1) == 0).all(dim=1).sum()
+    total, model = gradients.shape[0], runner.model
+
+    def message(count: int) -> str:
         from camkit.plugins.manager import advice  # the manager imports the methods
 
-        warnings.warn(
+        return (
             f"the gradient of the target score is zero everywhere on the map of layer "
-            f"{layer!r} for {empty} of {gradients.shape[0]} images, so their explanations "
+            f"{layer!r} for {count} of {total} images, so their explanations "
             "are empty. The score does not read this layer's spatial positions: choose an "
-            f"earlier layer. {advice(model, layer, 'empty-map')}",
-            EmptyMapWarning,
-            stacklevel=6,
+            f"earlier layer. {advice(model, layer, 'empty-map')}"
         )
+
+    if runner.checks is not None:
+        runner.checks.warn_if(empty, message, EmptyMapWarning)
+    elif count := int(empty):
+        warnings.warn(message(count), EmptyMapWarning, stacklevel=6)
 
 
 class MethodContext:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from camkit.errors import ConfigurationError
@@ -57,6 +58,6 @@ class GradCAMPlusPlus(GradientWeightedCAM):
 
 
 def _where_div(numerator: Tensor, denominator: Tensor, valid: Tensor) -> Tensor:
-    """``numerator / denominator`` where ``valid``, else 0, without inf or nan leaking."""
-    safe = denominator.masked_fill(~valid, 1.0)
-    return (numerator / safe).masked_fill(~valid, 0.0)
+    """``numerator / denominator`` where ``valid``, else 0, without inf or nan leaking (the
+    quotients of invalid places are computed, and dropped)."""
+    return torch.where(valid, numerator / denominator, 0.0)

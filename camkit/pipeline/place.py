@@ -64,11 +64,20 @@ def maps_on_originals(raw: Tensor, placements: Sequence[Placement]) -> list[NDAr
         step = max(1, POSTPROCESS_ELEMENTS // max(pixels, 1))
         for start in range(0, len(group), step):
             chunk = group[start : start + step]
-            mapped = normalize_maps(maps_to_original(raw[chunk].float(), placement))
+            mapped = normalize_maps(maps_to_original(_rows(raw, chunk).float(), placement))
             arrays = mapped.cpu().numpy()
             for index, cam in zip(chunk, arrays, strict=True):
                 cams[index] = cam if len(chunk) == 1 else cam.copy()
     return [cam for cam in cams if cam is not None]
+
+
+def _rows(values: Tensor, rows: Sequence[int]) -> Tensor:
+    """``values[rows]``: a slice when the rows are consecutive (no index tensor to copy to
+    the device)."""
+    first = rows[0]
+    if list(rows) == list(range(first, first + len(rows))):
+        return values[first : first + len(rows)]
+    return values[list(rows)]
 
 
 def overlay_grid(original_size: tuple[int, int], max_pixels: int | None = None) -> tuple[int, int]:

@@ -12,7 +12,10 @@ and as the identity for float tensors, which are their own originals. uint8 imag
 
 Every input is checked here: non-finite values (NaN, infinity) in a tensor or in what a
 transform returns, and tensors of integer, bool or complex dtypes, are an
-:class:`~camkit.errors.InputError`.
+:class:`~camkit.errors.InputError`. The values of inputs on the CPU are checked at once; those
+of inputs already on an accelerator are checked on the device and read with the rest of the
+call that runs the batch (:mod:`camkit.pipeline.checks`), so that preparing them does not
+wait for the device.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from torch import Tensor
 
 from camkit.errors import InputError
 from camkit.geometry import Placement
+from camkit.pipeline.checks import Requirement, all_finite
 from camkit.preprocess import (
     DEFAULT_MAX_PIXELS,
     DataConfig,
@@ -71,11 +75,16 @@ class PreparedBatch:
         inputs: the model inputs ``(B, C, H, W)`` on the model's device and in its dtype;
             a copy, so in-place operations of the model never reach the caller's tensors.
         placements: where each original image lies in the input.
+        checks: the checks of the inputs' values still to be read: those of inputs on an
+            accelerator, read with the rest of each call that runs the batch
+            (:class:`~camkit.pipeline.checks.DeviceChecks`); inputs on the CPU are checked
+            by :func:`prepare_batch` itself.
     """
 
     inputs: Tensor
     placements: tuple[Placement, ...]
     _originals: _Originals = attrs.field(repr=False)
+    checks: tuple[Requirement, ...] = attrs.field(default=(), repr=False)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -217,7 +226,9 @@ def assemble_batch(
 
     Raises:
         InputError: there is no item, the items have different shapes, or hold NaN or
-            infinite values, or values the model's dtype cannot hold.
+            infinite values, or values the model's dtype cannot hold. The values of a batch
+            already on an accelerator are checked when it is run
+            (:attr:`PreparedBatch.checks`), with the same error.
     """
     if not items:
         raise InputError("got no images to explain")
@@ -228,18 +239,14 @@ def assemble_batch(
             "resize the tensors or explain them separately"
         )
     decoded = [item.original for item in items]
+    placements = [item.placement for item in items]
+    # Copies need not wait for the device when their source cannot change before they are
+    # done: a tensor on a device (stream-ordered), or a batch stacked here (the caller's own
+    # CPU tensor may be in pinned memory, whose copy would run after this returns)
+    early = stacked is None or stacked.device.type != "cpu"
     if stacked is None:
         stacked = torch.stack([item.tensor for item in items])
-    _check_finite(stacked, decoded, "")
-    inputs = stacked.to(device, dtype, copy=True)
-    if inputs.dtype != stacked.dtype:
-        _check_finite(inputs, decoded, f" once cast to the model's {dtype}")
-    from_tensors = [i for i, d in enumerate(decoded) if d is None]
-    # tensor inputs are de-normalised from the caller's values, before any cast to the
-    # model's dtype; kept as a copy on the model's device until an original is asked for
-    caller_values = stacked[from_tensors].detach().to(device, copy=True) if from_tensors else None
-    originals = _Originals(decoded, caller_values, config)
-    return PreparedBatch(inputs, tuple(item.placement for item in items), originals)
+    return _to_device(stacked, decoded, placements, config, device, dtype, early)
 
 
 def prepare_batch(
@@ -267,7 +274,18 @@ def prepare_batch(
             the inputs preprocess to different shapes, a tensor has an integer, bool or
             complex dtype or no elements, or an input (a tensor, or what the transform
             returned) holds NaN or infinite values, or values the model's dtype cannot hold.
+            The values of a batch already on an accelerator are checked when it is run
+            (:attr:`PreparedBatch.checks`), with the same error.
     """
+    if isinstance(imgs, Tensor) and imgs.is_floating_point() and imgs.ndim == 4 and len(imgs):
+        # a float batch tensor: its images are alike, checked once, and it is not split
+        # and re-stacked
+        _from_tensor(imgs[0], 0)
+        image_size = (int(imgs.shape[2]), int(imgs.shape[3]))
+        decoded: list[NDArray[np.uint8] | None] = [None] * len(imgs)
+        placements = [Placement.stretch(image_size, image_size)] * len(imgs)
+        early = imgs.device.type != "cpu"
+        return _to_device(imgs, decoded, placements, config, device, dtype, early)
     items: list[Any] = as_batch_list(imgs)
     if not items:
         raise InputError("got no images to explain")
@@ -275,17 +293,70 @@ def prepare_batch(
         prepare_image(item, config=config, transform=transform, max_pixels=max_pixels, index=i)
         for i, item in enumerate(items)
     ]
-    # a float batch tensor is not split and re-stacked
-    whole = isinstance(imgs, Tensor) and imgs.is_floating_point()
-    stacked = imgs if isinstance(imgs, Tensor) and whole else None
-    return assemble_batch(prepared, config=config, device=device, dtype=dtype, stacked=stacked)
+    return assemble_batch(prepared, config=config, device=device, dtype=dtype)
 
 
-def _check_finite(batch: Tensor, decoded: Sequence[object | None], cast: str) -> None:
-    """Raise unless every value of ``batch`` is finite, naming the images that are not."""
-    finite = torch.isfinite(batch.detach()).flatten(1).all(dim=1)
+def _to_device(
+    stacked: Tensor,
+    decoded: Sequence[NDArray[np.uint8] | None],
+    placements: Sequence[Placement],
+    config: DataConfig,
+    device: torch.device,
+    dtype: torch.dtype,
+    early: bool,
+) -> PreparedBatch:
+    """Copy the stacked inputs to the model's device and dtype, with their value checks:
+    those of inputs on the CPU made now, those on an accelerator kept in the batch.
+
+    ``early``: whether the copies may start without waiting (see :func:`assemble_batch`)."""
+    checks = [_finite(stacked, decoded, "")]
+    inputs = stacked.to(device, dtype, copy=True, non_blocking=early)
+    if inputs.dtype != stacked.dtype:
+        checks.append(_finite(inputs, decoded, f" once cast to the model's {dtype}"))
+    # values on the CPU are checked now (free); on an accelerator, with the rest of the call
+    pending = tuple(check for check in checks if check.ok.device.type != "cpu")
+    for check in checks:
+        if check.ok.device.type == "cpu":
+            check.check_now()
+    from_tensors = [i for i, d in enumerate(decoded) if d is None]
+    # tensor inputs are de-normalised from the caller's values, before any cast to the
+    # model's dtype; kept as a copy on the model's device until an original is asked for
+    caller_values = None
+    if len(from_tensors) == len(decoded):
+        caller_values = stacked.detach().to(device, copy=True, non_blocking=early)
+    elif from_tensors:
+        caller_values = stacked[from_tensors].detach().to(device, copy=True, non_blocking=True)
+    originals = _Originals(list(decoded), caller_values, config)
+    return PreparedBatch(inputs, tuple(placements), originals, pending)
+
+
+def _finite(batch: Tensor, decoded: Sequence[object | None], cast: str) -> Requirement:
+    """The requirement that every value of ``batch`` is finite, tested on the batch's device;
+    its error names the images that are not (:func:`_non_finite_error`).
+
+    On the CPU (checked at once) the test is :func:`~camkit.pipeline.checks.all_finite`, and
+    the images are found only on failure; on an accelerator the test keeps one flag per image
+    (the requirement lives as long as the :class:`PreparedBatch`, the batch need not)."""
+    if batch.device.type == "cpu":
+        return Requirement(
+            all_finite(batch), lambda: _non_finite_error(_finite_rows(batch), decoded, cast)
+        )
+    rows = _finite_rows(batch)
+    return Requirement(rows.all(), lambda: _non_finite_error(rows, decoded, cast))
+
+
+def _finite_rows(batch: Tensor) -> Tensor:
+    """Whether each image of ``batch`` holds only finite values, ``(B,)`` bool."""
+    return torch.isfinite(batch.detach()).flatten(1).all(dim=1)
+
+
+def _non_finite_error(
+    finite: Tensor, decoded: Sequence[object | None], cast: str
+) -> InputError | None:
+    """The error for a batch whose images ``~finite`` hold NaN or infinite values; ``None``
+    if every image is finite."""
     if bool(finite.all()):
-        return
+        return None
     bad = [int(i) for i in torch.nonzero(~finite).flatten().tolist()]
     source = "tensor" if any(decoded[i] is None for i in bad) else "transform's output"
     if cast:
@@ -300,7 +371,7 @@ def _check_finite(batch: Tensor, decoded: Sequence[object | None], cast: str) ->
         )
     else:
         advice = "check the transform (a division by a zero std?)"
-    raise InputError(
+    return InputError(
         f"image(s) {bad} of the batch hold NaN or infinite values{cast} (in the {source}); "
         f"a map of such an input is meaningless: {advice}"
     )

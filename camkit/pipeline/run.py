@@ -12,8 +12,11 @@
    :class:`~camkit.methods.MethodContext` per layer, checking its output in one place,
 4. fuses several layers on the input grid,
 
-and returns the maps, still on the model's device, in an :class:`ExplanationBatch` that
-places them on the originals when asked (:mod:`camkit.pipeline.place`).
+then reads every check of values made on the way (finite logits, scores and maps,
+non-negative maps, empty gradient maps) together with the results' scalars, in **one**
+transfer from the device (:mod:`camkit.pipeline.checks`), and returns the maps, still on the
+model's device, in an :class:`ExplanationBatch` that places them on the originals when asked
+(:mod:`camkit.pipeline.place`).
 """
 
 from __future__ import annotations
@@ -34,15 +37,21 @@ from camkit.errors import (
     TargetError,
 )
 from camkit.explanation import ExplanationBatch
-from camkit.methods.base import CAMMethod, LayerCapture
+from camkit.methods.base import (
+    CAMMethod,
+    LayerCapture,
+    output_values_error,
+    output_values_ok,
+)
 from camkit.methods.context import MethodContext, Runner, TargetScore, capture_layers
 from camkit.methods.eigen import principal_projection
+from camkit.pipeline.checks import DeviceChecks, all_finite
 from camkit.pipeline.fusion import fuse_layers
 from camkit.pipeline.prepare import PreparedBatch
 from camkit.pipeline.smooth import AUGMENTATIONS, augment, smooth_maps
 from camkit.plugins.manager import advice, to_spatial
 from camkit.render.base import Renderer
-from camkit.targets import TargetSpec, target_scores
+from camkit.targets import TargetSpec, target_indices
 
 __all__ = ["ClassRequest", "check_eigen_smooth", "run_pipeline", "spatial_converter"]
 
@@ -106,8 +115,7 @@ class ClassRequest:
         if self.classes is None:
             return logits.detach().topk(min(self.top, num_classes), dim=1).indices
         # validated like any target: ints within 0..K-1
-        _, checked = target_scores(logits[:1].expand(len(self.classes), -1), list(self.classes))
-        given = torch.tensor(checked, device=logits.device, dtype=torch.long)
+        given = target_indices(logits[:1].expand(len(self.classes), -1), list(self.classes))
         chosen = logits.detach()[:, given]
         order = chosen.argsort(dim=1, descending=True, stable=True)
         ordered: Tensor = given[order]
@@ -115,13 +123,12 @@ class ClassRequest:
 
 
 def _target_sets(
-    logits: Tensor, target: TargetSpec, classes: ClassRequest | None
+    logits: Tensor, target: TargetSpec, classes: ClassRequest | None, checks: DeviceChecks
 ) -> list[TargetScore]:
     if classes is None:
         if callable(target):  # its output is checked by TargetScore when called
-            return [TargetScore(None, _finite_scores(target))]
-        _, indices = target_scores(logits, target)
-        return [TargetScore(torch.tensor(indices, device=logits.device, dtype=torch.long))]
+            return [TargetScore(None, _finite_scores(target, checks))]
+        return [TargetScore(target_indices(logits, target))]
     matrix = classes.indices(logits)
     return [TargetScore(matrix[:, j].contiguous()) for j in range(matrix.shape[1])]
 
@@ -162,65 +169,78 @@ def run_pipeline(
     batch = inputs.shape[0]
     if eigen_smooth:
         check_eigen_smooth(method)
-    with explanation_mode(model), _while_active(runner):
-        layers = list(resolve_layers(inputs))
-        # capture: one forward, every layer (every augmentation of the batch at once)
-        forward = record_forward(
-            model,
-            augment(inputs) if aug_smooth else inputs,
-            runner.output,
-            layers,
-            gradients=method.needs_gradients,
-        )
-        _check_logits(model, forward.logits, batch)
-        sets = _target_sets(forward.logits[:batch], target, classes)
-        versions = len(AUGMENTATIONS) if aug_smooth else 1
-        per_set: list[Tensor] = []
-        per_layer: list[list[Tensor]] = [[] for _ in layers]
-        scores: list[Tensor] = []
-        for score in sets:
-            captures, natives = capture_layers(
-                runner,
-                forward,
+    # the checks of values, read once at the end with the results' scalars
+    checks = runner.checks = DeviceChecks(prepared.checks)
+    try:
+        with explanation_mode(model), _while_active(runner):
+            layers = list(resolve_layers(inputs))
+            # capture: one forward, every layer (every augmentation of the batch at once)
+            forward = record_forward(
+                model,
+                augment(inputs) if aug_smooth else inputs,
+                runner.output,
                 layers,
-                score.repeated(versions, batch) if aug_smooth else score,
                 gradients=method.needs_gradients,
-                retain_graph=True,  # methods may ask for more (context.with_score)
-                create_graph=method.needs_higher_order,
             )
-            # method: one context per layer, output checked in one place
-            maps = [
-                _method_maps(
-                    method,
-                    _context(runner, method, forward, score, capture, layers, native),
-                    eigen_smooth,
-                    f"{method_name} at layer {layer!r}",
-                    batch,
+            _check_logits(model, forward.logits, batch, checks)
+            sets = _target_sets(forward.logits[:batch], target, classes, checks)
+            versions = len(AUGMENTATIONS) if aug_smooth else 1
+            per_set: list[Tensor] = []
+            per_layer: list[list[Tensor]] = [[] for _ in layers]
+            scores: list[Tensor] = []
+            for score in sets:
+                captures, natives = capture_layers(
+                    runner,
+                    forward,
+                    layers,
+                    score.repeated(versions, batch) if aug_smooth else score,
+                    gradients=method.needs_gradients,
+                    retain_graph=True,  # methods may ask for more (context.with_score)
+                    create_graph=method.needs_higher_order,
                 )
-                for capture, native, layer in zip(captures, natives, layers, strict=True)
-            ]
-            if aug_smooth:
-                fused, maps = smooth_maps(maps, prepared.input_size, fusion, batch)
-            elif len(maps) == 1:
-                fused = maps[0]
-            else:
-                fused = fuse_layers(maps, prepared.input_size, fusion)
-            for store, found in zip(per_layer, maps, strict=True):
-                store.append(found)
-            scores.append(captures[0].scores[:batch])
-            per_set.append(fused)
-        logits = forward.logits[:batch].detach()
-    return _results(
-        prepared,
-        logits,
-        sets,
-        scores,
-        per_set,
-        dict(zip(layers, per_layer, strict=True)),
-        method_name,
-        renderer,
-        class_names,
-    )
+                # method: one context per layer, output checked in one place
+                maps = [
+                    _method_maps(
+                        method,
+                        _context(runner, method, forward, score, capture, layers, native),
+                        eigen_smooth,
+                        f"{method_name} at layer {layer!r}",
+                        batch,
+                        checks,
+                    )
+                    for capture, native, layer in zip(captures, natives, layers, strict=True)
+                ]
+                if aug_smooth:
+                    fused, maps = smooth_maps(maps, prepared.input_size, fusion, batch)
+                elif len(maps) == 1:
+                    fused = maps[0]
+                else:
+                    fused = fuse_layers(maps, prepared.input_size, fusion)
+                for store, found in zip(per_layer, maps, strict=True):
+                    store.append(found)
+                scores.append(captures[0].scores[:batch])
+                per_set.append(fused)
+            logits = forward.logits[:batch].detach()
+        return _results(
+            prepared,
+            logits,
+            sets,
+            scores,
+            per_set,
+            dict(zip(layers, per_layer, strict=True)),
+            method_name,
+            renderer,
+            class_names,
+            checks,
+        )
+    except Exception:
+        # the checks made before the failure come first, as if each had been read at once
+        failure = checks.first_failure(stacklevel=4)
+        if failure is not None:
+            raise failure from None
+        raise
+    finally:
+        runner.checks = None
 
 
 def check_eigen_smooth(method: CAMMethod) -> None:
@@ -239,11 +259,20 @@ def check_eigen_smooth(method: CAMMethod) -> None:
 
 
 def _method_maps(
-    method: CAMMethod, context: MethodContext, eigen_smooth: bool, where: str, batch: int
+    method: CAMMethod,
+    context: MethodContext,
+    eigen_smooth: bool,
+    where: str,
+    batch: int,
+    checks: DeviceChecks,
 ) -> Tensor:
     """The method's maps for one context, checked; with ``eigen_smooth``, the ReLU of the
     first principal component of its weighted activations. ``where`` names the method and
-    the layer in the error of a non-finite map."""
+    the layer in the error of a non-finite map.
+
+    The maps' layout is checked at once (:meth:`~camkit.CAMMethod.check_output_layout`), their
+    values (finite, non-negative) with the call's other checks; a method that overrides
+    :meth:`~camkit.CAMMethod.check_output` has it called at once instead."""
     label = type(method).__name__
     if eigen_smooth:
         raw = torch.relu(principal_projection(method.weighted_activations(context)))
@@ -251,10 +280,20 @@ def _method_maps(
     else:
         raw = method.compute(context)
         label += ".compute"
-    shaped = isinstance(raw, Tensor) and raw.ndim == 3 and raw.shape[0] == len(context)
-    if shaped and raw.is_floating_point():  # other outputs: check_output's messages
-        _check_maps(raw, f"{label} returned", where, batch)
-    return method.check_output(raw, len(context))
+    if type(method).check_output is not CAMMethod.check_output:
+        shaped = isinstance(raw, Tensor) and raw.ndim == 3 and raw.shape[0] == len(context)
+        if shaped and raw.is_floating_point():  # other outputs: check_output's messages
+            _check_maps(raw, f"{label} returned", where, batch)
+        return method.check_output(raw, len(context))
+    result = method.check_output_layout(raw, len(context))
+
+    def failure() -> Exception:
+        if not bool(torch.isfinite(result).all()):
+            return _maps_error(result, f"{label} returned", where, batch)
+        return output_values_error(type(method).__name__ + ".compute", result)
+
+    checks.require(output_values_ok(result), failure)
+    return result
 
 
 def _not_finite(values: Tensor) -> list[int]:
@@ -265,16 +304,19 @@ def _not_finite(values: Tensor) -> list[int]:
     return [int(i) for i in torch.nonzero(~finite).flatten().tolist()]
 
 
-def _check_logits(model: nn.Module, logits: Tensor, batch: int) -> None:
-    """Raise unless the model's logits are finite, naming the images and suspect weights.
+def _check_logits(model: nn.Module, logits: Tensor, batch: int, checks: DeviceChecks) -> None:
+    """Require the model's logits to be finite; the error names the images and the suspect
+    weights (:func:`_logits_error`)."""
+    values = logits.detach()
+    checks.require(all_finite(values), lambda: _logits_error(model, values, batch))
 
-    Raises:
-        ModelOutputError: some logits are NaN or infinite.
-    """
-    bad = _not_finite(logits)
-    if not bad:
-        return
-    images = sorted({i % batch for i in bad})
+
+def _logits_error(model: nn.Module, logits: Tensor, batch: int) -> ModelOutputError | None:
+    """The error of logits holding NaN or infinite values, naming the images and suspect
+    weights; ``None`` if they are finite."""
+    images = sorted({i % batch for i in _not_finite(logits)})
+    if not images:
+        return None
     broken = [
         name
         for name, tensor in [*model.named_parameters(), *model.named_buffers()]
@@ -287,25 +329,35 @@ def _check_logits(model: nn.Module, logits: Tensor, batch: int) -> None:
         else "its weights are finite, so look for an overflow or a division by zero in its "
         "forward (a float16 model?)"
     )
-    raise ModelOutputError(
+    return ModelOutputError(
         f"the logits of {type(model).__name__} for image(s) {images} of the batch hold NaN or "
         f"infinite values although the inputs are finite: {cause}"
     )
 
 
-def _finite_scores(target: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
-    """``target`` with its scores checked before any gradient is taken of them (the logits
-    are checked already, so this catches the callable's own NaN or infinity)."""
+def _finite_scores(
+    target: Callable[[Tensor], Tensor], checks: DeviceChecks
+) -> Callable[[Tensor], Tensor]:
+    """``target`` with its scores required to be finite (the logits are required to be
+    already, so this catches the callable's own NaN or infinity)."""
 
     def checked(logits: Tensor) -> Tensor:
         scores = target(logits)
         if isinstance(scores, Tensor) and scores.ndim == 1:
-            bad = _not_finite(scores[:, None])
-            if bad:
-                raise TargetError(
-                    f"the target's score for image(s) {bad} is NaN or infinite although the "
-                    "logits are finite: check the callable target (a log of 0?)"
+            values = scores.detach()
+
+            def failure() -> Exception | None:
+                bad = _not_finite(values[:, None])
+                return (
+                    TargetError(
+                        f"the target's score for image(s) {bad} is NaN or infinite although "
+                        "the logits are finite: check the callable target (a log of 0?)"
+                    )
+                    if bad
+                    else None
                 )
+
+            checks.require(all_finite(values), failure)
         return scores
 
     return checked
@@ -319,14 +371,19 @@ def _check_maps(maps: Tensor, label: str, where: str, batch: int) -> None:
     Raises:
         MethodError: a map holds NaN or infinite values.
     """
+    if _not_finite(maps):
+        raise _maps_error(maps, label, where, batch)
+
+
+def _maps_error(maps: Tensor, label: str, where: str, batch: int) -> MethodError:
+    """The error of maps holding NaN or infinite values (see :func:`_check_maps`)."""
     bad = sorted({i % batch for i in _not_finite(maps)})
-    if bad:
-        raise MethodError(
-            f"{label} NaN or infinite values: the map of {where} for image(s) {bad}, although "
-            "the model's inputs and logits are finite: the activations or gradients at the layer "
-            "overflow, or the method divides by zero; try another layer or method, or the "
-            "model in float32"
-        )
+    return MethodError(
+        f"{label} NaN or infinite values: the map of {where} for image(s) {bad}, although "
+        "the model's inputs and logits are finite: the activations or gradients at the layer "
+        "overflow, or the method divides by zero; try another layer or method, or the "
+        "model in float32"
+    )
 
 
 @contextmanager
@@ -379,15 +436,17 @@ def _results(
     method_name: str,
     renderer: Renderer,
     class_names: Sequence[str] | None,
+    checks: DeviceChecks,
 ) -> ExplanationBatch:
-    """Gather the maps (they stay on the device) and read every scalar in one transfer."""
+    """Gather the maps (they stay on the device) and read every scalar, with the call's
+    checks, in one transfer."""
     batch, count = logits.shape[0], len(sets)
     probabilities = torch.softmax(logits.float(), dim=1)
     confidence, predicted = probabilities.max(dim=1)
-    columns = [predicted.double(), confidence.double(), *(s.double() for s in scores)]
+    columns = [predicted, confidence, *scores]
     if sets[0].indices is not None:
-        columns += [s.indices.double() for s in sets if s.indices is not None]
-    host = torch.stack(columns).cpu().tolist()
+        columns += [s.indices for s in sets if s.indices is not None]
+    host = checks.read(columns, stacklevel=5)  # warnings: the caller of explain_batch
     pred, conf = [int(v) for v in host[0]], host[1]
     score_rows = host[2 : 2 + count]
     index_rows = host[2 + count :] if sets[0].indices is not None else None

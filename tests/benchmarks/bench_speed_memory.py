@@ -7,8 +7,10 @@ Run from the repository root, in the development environment (``pip install -e .
 Options: ``--repeats 7`` (timed rounds), ``--warmup 2`` (untimed rounds), ``--batch 8``
 (speed), ``--memory-batch 32``, ``--memory-repeats 3`` (processes per contender),
 ``--threads N`` (``torch.set_num_threads``; default: torch's own), ``--device cuda``
-(default ``cpu``), ``--skip-memory``, ``--check`` (exit 1 if a target fails; without it
-the script is a report and always exits 0).
+(default ``cpu``), ``--skip-memory``, ``--per-call-models mobilenet_v3_small,resnet50``,
+``--per-call-batches 8,64``, ``--skip-per-call``, ``--skip-speed`` (no contest with the
+peers), ``--check`` (exit 1 if a target fails; without it the script is a report and always
+exits 0).
 
 What is measured, on a random-init torchvision ResNet-50 (``torch.manual_seed(0)``) at the
 ``layer4`` block, with a ``(B, 3, 224, 224)`` tensor as input (no image preprocessing):
@@ -30,6 +32,16 @@ pytorch-grad-cam's extractor are created once, before timing; torchcam's extract
 created before each of its runs and its hooks removed after it (creation is not timed:
 it builds a name-to-module dict and registers two hooks, well under a millisecond; its
 median is printed).
+
+Cost per call: for each model of ``--per-call-models`` (random-init torchvision models,
+the target layer camkit's own choice) and each batch size of ``--per-call-batches``, the
+same interleaved rounds time ``plain`` (``model(x)`` under ``torch.no_grad()``), ``call``
+(``explain_batch(x)`` alone: the results stay on the device, placed lazily) and ``cams``
+(``explain_batch(x)`` and then every explanation's ``cam``), on ``(B, 3, 224, 224)`` tensors;
+each is reported with its ratio to ``plain``. A fast model at batch 8 is where the fixed
+cost of a call (Python around the capture, device synchronisations, building the results)
+shows; the goal on a GPU is ``call`` <= 1.2x ``plain`` at batch 8. On CUDA, the
+synchronisations of one call are counted too (``torch.cuda.set_sync_debug_mode``).
 
 Memory: fresh processes (this script's hidden ``_memory`` subcommand), by default three
 per contender, interleaved, median reported (the allocator makes one figure vary by
@@ -75,6 +87,8 @@ TARGET_TIME_VS_PLAIN = 1.10  # camkit time <= 1.10x plain forward
 TARGET_SPEEDUP_VS_GRADCAM = 2.5  # pytorch-grad-cam time >= 2.5x camkit's
 TARGET_SPEEDUP_VS_TORCHCAM = 1.0  # torchcam time >= camkit's
 TARGET_MEMORY_VS_PLAIN = 1.3  # camkit extra peak memory <= 1.3x plain forward's
+TARGET_CALL_VS_PLAIN = 1.2  # explain_batch <= 1.2x plain forward at batch 8 (on a GPU)
+PER_CALL_SIZE = 224
 
 
 # --------------------------------------------------------------------------- contenders
@@ -191,19 +205,19 @@ def label_of(contender: Contender) -> str:
 # --------------------------------------------------------------------------- helpers
 
 
-def build_model(device: torch.device) -> nn.Module:
+def build_model(device: torch.device, arch: str = "resnet50") -> nn.Module:
     import torchvision
 
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model: nn.Module = torchvision.models.resnet50(weights=None)
+        model: nn.Module = getattr(torchvision.models, arch)(weights=None)
     return model.eval().to(device)
 
 
-def make_input(batch: int, device: torch.device) -> Tensor:
+def make_input(batch: int, device: torch.device, size: int = 224) -> Tensor:
     generator = torch.Generator().manual_seed(1)
-    return torch.randn(batch, 3, 224, 224, generator=generator).to(device)
+    return torch.randn(batch, 3, size, size, generator=generator).to(device)
 
 
 def synchronize(device: torch.device) -> None:
@@ -263,6 +277,112 @@ def measure_speed(
         creation = statistics.median(torchcam.creation_seconds)
         print(f"  torchcam extractor creation (untimed): median {creation * 1e3:.3f} ms")
     return times
+
+
+# --------------------------------------------------------------------------- cost per call
+
+
+class CamkitCall(Runner):
+    """``explain_batch`` with camkit's own layer (resolved before timing); with ``cams``,
+    every explanation's map on the original is then asked for too."""
+
+    def __init__(self, model: nn.Module, device: torch.device, cams: bool) -> None:
+        from camkit import Explainer
+
+        self.explainer = Explainer(model, device=device)
+        self.explainer.resolve_layer()
+        self.cams = cams
+
+    def run(self, x: Tensor) -> object:
+        results = self.explainer.explain_batch(x)
+        return [explanation.cam for explanation in results] if self.cams else results
+
+
+PER_CALL_KEYS = ("plain", "call", "cams")
+
+
+def count_synchronisations(runner: Runner, x: Tensor) -> int:
+    """The CUDA synchronisations of one run, as ``torch.cuda.set_sync_debug_mode`` reports
+    them (one warning each)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            runner.run(x)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(warning.message) for warning in caught)
+
+
+def measure_per_call(
+    arch: str, batch: int, repeats: int, warmup: int, device: torch.device
+) -> dict[str, list[float]]:
+    """Interleaved timing of ``plain``, ``call`` and ``cams`` (see the module docstring)
+    for one model and batch size."""
+    model = build_model(device, arch)
+    runners: dict[str, Runner] = {
+        "plain": PlainForward(model, device),
+        "call": CamkitCall(model, device, cams=False),
+        "cams": CamkitCall(model, device, cams=True),
+    }
+    x = make_input(batch, device, PER_CALL_SIZE)
+    times: dict[str, list[float]] = {key: [] for key in PER_CALL_KEYS}
+    for round_index in range(warmup + repeats):
+        shift = round_index % len(PER_CALL_KEYS)
+        for key in PER_CALL_KEYS[shift:] + PER_CALL_KEYS[:shift]:
+            seconds = timed_run(runners[key], x, device)
+            if round_index >= warmup:
+                times[key].append(seconds)
+    if device.type == "cuda":
+        syncs = {key: count_synchronisations(runners[key], x) for key in ("call", "cams")}
+        print(
+            f"  {arch} batch {batch}: CUDA synchronisations per call: explain_batch "
+            f"{syncs['call']}, with the cams {syncs['cams']}"
+        )
+    return times
+
+
+def report_per_call(
+    models: list[str], batches: list[int], repeats: int, warmup: int, device: torch.device
+) -> list[tuple[str, str, bool | None]]:
+    """Print the cost-per-call table; return the target checks (batch 8 rows)."""
+    print(
+        f"\nCost per call: explain_batch against the plain forward, 3x{PER_CALL_SIZE}x"
+        f"{PER_CALL_SIZE} tensors, camkit's layer, {repeats} interleaved rounds after "
+        f"{warmup} warm-up rounds (medians; x plain: per-round ratios' median)"
+    )
+    print(
+        f"{'model':<20} {'batch':>5} {'plain ms':>9} {'call ms':>9} {'x plain':>8} "
+        f"{'cams ms':>9} {'x plain':>8} {'call-plain ms/img':>18}"
+    )
+    checks: list[tuple[str, str, bool | None]] = []
+    for arch in models:
+        for batch in batches:
+            times = measure_per_call(arch, batch, repeats, warmup, device)
+            med = {key: statistics.median(values) for key, values in times.items()}
+
+            def paired(key: str, times: dict[str, list[float]] = times) -> float:
+                pairs = zip(times[key], times["plain"], strict=True)
+                return statistics.median(a / b for a, b in pairs)
+
+            extra = (med["call"] - med["plain"]) / batch * 1e3
+            print(
+                f"{arch:<20} {batch:>5} {med['plain'] * 1e3:>9.2f} {med['call'] * 1e3:>9.2f} "
+                f"{paired('call'):>7.2f}x {med['cams'] * 1e3:>9.2f} {paired('cams'):>7.2f}x "
+                f"{extra:>18.3f}",
+                flush=True,
+            )
+            if batch == 8:
+                ratio = med["call"] / med["plain"]
+                checks.append(
+                    (
+                        f"{arch} explain_batch <= {TARGET_CALL_VS_PLAIN:.1f}x plain, batch 8"
+                        + ("" if device.type == "cuda" else " (GPU goal)"),
+                        f"{ratio:.2f}x",
+                        ratio <= TARGET_CALL_VS_PLAIN if device.type == "cuda" else None,
+                    )
+                )
+    return checks
 
 
 # --------------------------------------------------------------------------- memory
@@ -442,6 +562,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
     parser.add_argument("--skip-memory", action="store_true", help="speed only")
+    parser.add_argument(
+        "--per-call-models",
+        default="mobilenet_v3_small,resnet50",
+        help="torchvision models of the cost-per-call table (default mobilenet_v3_small,resnet50)",
+    )
+    parser.add_argument(
+        "--per-call-batches", default="8,64", help="batch sizes of that table (default 8,64)"
+    )
+    parser.add_argument("--skip-per-call", action="store_true", help="no cost-per-call table")
+    parser.add_argument(
+        "--skip-speed", action="store_true", help="no ResNet-50 contest with the peers"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 if a target fails")
     opts = parser.parse_args(argv)
 
@@ -457,19 +589,14 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__}, python {platform.python_version()}, device {device} "
         f"({where or platform.machine()}), torch threads {torch.get_num_threads()}"
     )
-    print(
-        f"\nSpeed: ResNet-50 (random init), {LAYER}, batch {opts.batch}, 3x224x224, "
-        f"{opts.repeats} interleaved rounds after {opts.warmup} warm-up rounds"
-    )
-    times = measure_speed(contenders, opts.batch, opts.repeats, opts.warmup, device)
-    median = {key: statistics.median(values) for key, values in times.items()}
-    print(f"\n{'contender':<40} {'median s':>9} {'min s':>8} {'max s':>8}")
-    for contender in contenders:
-        values = times[contender.key]
+    times: dict[str, list[float]] = {}
+    if not opts.skip_speed:
         print(
-            f"{label_of(contender):<40} {median[contender.key]:>9.3f} "
-            f"{min(values):>8.3f} {max(values):>8.3f}"
+            f"\nSpeed: ResNet-50 (random init), {LAYER}, batch {opts.batch}, 3x224x224, "
+            f"{opts.repeats} interleaved rounds after {opts.warmup} warm-up rounds"
         )
+        times = measure_speed(contenders, opts.batch, opts.repeats, opts.warmup, device)
+    median = {key: statistics.median(values) for key, values in times.items()}
 
     def ratio(top: str, bottom: str) -> tuple[float | None, float | None]:
         """The ratio of the medians and the median of the per-round ratios."""
@@ -484,14 +611,34 @@ def main(argv: list[str] | None = None) -> int:
     ratio_plain, paired_plain = ratio("camkit", "plain")
     ratio_gradcam, paired_gradcam = ratio("gradcam", "camkit")
     ratio_torchcam, paired_torchcam = ratio("torchcam", "camkit")
-    print(f"\n{'ratio':<40} {'medians':>9} {'per-round':>10}")
-    print(f"{'camkit / plain forward':<40} {show(ratio_plain):>9} {show(paired_plain):>10}")
-    print(f"{'pytorch-grad-cam / camkit':<40} {show(ratio_gradcam):>9} {show(paired_gradcam):>10}")
-    print(f"{'torchcam / camkit':<40} {show(ratio_torchcam):>9} {show(paired_torchcam):>10}")
-    print(
-        "('medians': ratio of the median times, used for the targets; 'per-round': median of "
-        "the ratios within each round, less sensitive to load that comes and goes)"
-    )
+    if times:
+        print(f"\n{'contender':<40} {'median s':>9} {'min s':>8} {'max s':>8}")
+        for contender in contenders:
+            values = times[contender.key]
+            print(
+                f"{label_of(contender):<40} {median[contender.key]:>9.3f} "
+                f"{min(values):>8.3f} {max(values):>8.3f}"
+            )
+        print(f"\n{'ratio':<40} {'medians':>9} {'per-round':>10}")
+        print(f"{'camkit / plain forward':<40} {show(ratio_plain):>9} {show(paired_plain):>10}")
+        print(
+            f"{'pytorch-grad-cam / camkit':<40} {show(ratio_gradcam):>9} {show(paired_gradcam):>10}"
+        )
+        print(f"{'torchcam / camkit':<40} {show(ratio_torchcam):>9} {show(paired_torchcam):>10}")
+        print(
+            "('medians': ratio of the median times, used for the targets; 'per-round': median "
+            "of the ratios within each round, less sensitive to load that comes and goes)"
+        )
+
+    per_call_checks: list[tuple[str, str, bool | None]] = []
+    if not opts.skip_per_call:
+        per_call_checks = report_per_call(
+            [name for name in opts.per_call_models.split(",") if name],
+            [int(batch) for batch in opts.per_call_batches.split(",") if batch],
+            opts.repeats,
+            opts.warmup,
+            device,
+        )
 
     memory: dict[str, MemoryResult] = {}
     if not opts.skip_memory:
@@ -539,10 +686,11 @@ def main(argv: list[str] | None = None) -> int:
             show(mem_ratio),
             None if mem_ratio is None else mem_ratio <= TARGET_MEMORY_VS_PLAIN,
         ),
+        *per_call_checks,
     ]
     print("\nTargets:")
     for text, figure, ok in checks:
-        print(f"  {text:<58} {figure:>7}  {verdict(ok)}")
+        print(f"  {text:<66} {figure:>7}  {verdict(ok)}")
     failed = any(ok is False for _, _, ok in checks)
     return 1 if opts.check and failed else 0
 
