@@ -56,8 +56,6 @@ def _colormap_code(colormap: str) -> int:
     )
 
 
-_BLEND_ELEMENTS = 1 << 20
-"""Most values blended at once in float32 (4 MiB per temporary)."""
 _BAND_PIXELS = 1 << 20
 """Most pixels of an upsampled overlay coloured at once (4 MiB of float32 map values)."""
 
@@ -65,18 +63,13 @@ _BAND_PIXELS = 1 << 20
 def _blend_into(
     heat: NDArray[np.uint8], image: NDArray[np.uint8], alpha: float
 ) -> NDArray[np.uint8]:
-    """``round(alpha · heat + (1 − alpha) · image)`` written into ``heat`` and returned,
-    computed in float32 band by band of rows, so the temporaries stay small."""
-    rows = max(1, _BLEND_ELEMENTS // max(1, heat.shape[1] * heat.shape[2]))
-    for start in range(0, heat.shape[0], rows):
-        band = slice(start, start + rows)
-        mixed = heat[band].astype(np.float32)
-        mixed *= alpha
-        other = image[band].astype(np.float32)
-        other *= 1.0 - alpha
-        mixed += other
-        np.clip(np.rint(mixed, out=mixed), 0, 255, out=mixed)
-        heat[band] = mixed
+    """``round(alpha · heat + (1 − alpha) · image)`` written into ``heat`` and returned.
+
+    Computed by OpenCV (``cv2.addWeighted``, float arithmetic rounded to the nearest level,
+    in one vectorised pass and no temporaries): where the exact value is within float
+    rounding of a half level, it may land on the other neighbouring level, as any float32
+    computation of the formula does."""
+    cv2.addWeighted(heat, alpha, image, 1.0 - alpha, 0.0, dst=heat)
     return heat
 
 
@@ -107,9 +100,19 @@ class ColormapRenderer(Renderer):
 
     def heatmap(self, cam: NDArray[np.floating]) -> NDArray[np.uint8]:
         """The coloured map alone, RGB uint8 ``(H, W, 3)``, for a map ``(H, W)`` in ``[0, 1]``."""
-        levels = np.rint(np.clip(cam, 0.0, 1.0) * 255.0).astype(np.uint8)
-        bgr = cv2.applyColorMap(levels, self._code)
-        return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+        clipped = np.clip(np.asarray(cam, dtype=np.float32), 0.0, 1.0)
+        levels = cv2.convertScaleAbs(clipped, alpha=255.0)  # round(255 · v), one pass
+        # the colormap's colours as RGB: one lookup, no BGR→RGB pass afterwards
+        return np.asarray(cv2.applyColorMap(levels, self._rgb_table()), dtype=np.uint8)
+
+    def _rgb_table(self) -> NDArray[np.uint8]:
+        """OpenCV's colours of the colormap, RGB, as a ``(256, 1, 3)`` user colormap."""
+        table = getattr(self, "_table", None)
+        if table is None:
+            bgr = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], self._code)
+            table = np.ascontiguousarray(bgr[:, :, ::-1])
+            self._table: NDArray[np.uint8] = table
+        return table
 
     def table(self) -> NDArray[np.uint8]:
         """The colormap's 256 colours, RGB uint8 ``(256, 3)``: row ``k`` is the colour of

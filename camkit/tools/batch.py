@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import re
 import sys
@@ -256,26 +257,34 @@ def plan_outputs(
     resolved_root = out_root.resolve()
     used: set[str] = set()
     jobs: list[ImageJob] = []
+    folders: dict[Path, tuple[Path, Path]] = {}  # mirrored folder -> (folder, resolved)
     for image, root in images:
         try:
             relative_parent = image.parent.relative_to(root)
         except ValueError:
             relative_parent = Path()
         parts = [p for p in relative_parent.parts if p not in ("", ".", "..")]
-        folder = out_root.joinpath(*parts)
-        if not folder.resolve().is_relative_to(resolved_root):
-            folder = out_root
-        candidates = [
-            f"{image.stem}{suffix}{extension}",
-            f"{image.stem}_{image.suffix.lstrip('.').lower()}{suffix}{extension}",
-        ]
-        candidates += [f"{image.stem}_{n}{suffix}{extension}" for n in range(2, len(used) + 3)]
+        mirrored = out_root.joinpath(*parts)
+        if mirrored not in folders:  # resolved once per folder, not once per image
+            resolved = mirrored.resolve()
+            if not resolved.is_relative_to(resolved_root):
+                mirrored_or_root = (out_root, resolved_root)
+            else:
+                mirrored_or_root = (mirrored, resolved)
+            folders[mirrored] = mirrored_or_root
+        folder, resolved_folder = folders[mirrored]
+        candidates = itertools.chain(
+            [
+                f"{image.stem}{suffix}{extension}",
+                f"{image.stem}_{image.suffix.lstrip('.').lower()}{suffix}{extension}",
+            ],
+            (f"{image.stem}_{n}{suffix}{extension}" for n in itertools.count(2)),
+        )
         for name in candidates:
-            target = folder / name
-            key = os.path.normcase(str(target.resolve())).lower()
+            key = os.path.normcase(str(resolved_folder / name)).lower()
             if key not in used:
                 used.add(key)
-                jobs.append(ImageJob(image, target, out_root))
+                jobs.append(ImageJob(image, folder / name, out_root))
                 break
     return jobs
 
