@@ -325,6 +325,19 @@ def _explainer(args: argparse.Namespace, **kwargs: object) -> Explainer:
     )
 
 
+def _explain_options(args: argparse.Namespace) -> dict[str, object]:
+    """The Explainer options of ``camkit explain``'s explanation flags, for either engine."""
+    return {
+        "method": args.method,
+        "layer": args.layer,
+        "fusion": args.fusion,
+        "renderer": args.colormap,
+        "aug_smooth": args.aug_smooth,
+        "eigen_smooth": args.eigen_smooth,
+        "max_pixels": args.max_pixels,
+    }
+
+
 def _warn_random_weights(args: argparse.Namespace) -> None:
     if not args.weights and not is_factory_spec(args.model):
         print(
@@ -366,16 +379,7 @@ def _run_explain(args: argparse.Namespace) -> int:
     )
     if args.engine == "ray":
         return _run_explain_ray(args, jobs, report)
-    explainer = _explainer(
-        args,
-        method=args.method,
-        layer=args.layer,
-        fusion=args.fusion,
-        renderer=args.colormap,
-        aug_smooth=args.aug_smooth,
-        eigen_smooth=args.eigen_smooth,
-        max_pixels=args.max_pixels,
-    )
+    explainer = _explainer(args, **_explain_options(args))
     _warn_random_weights(args)
     failed = 0
     with warnings.catch_warnings():
@@ -461,13 +465,7 @@ def _run_explain_ray(
     _warn_random_weights(args)
     config = _data_config(args, model)
     options = {
-        "method": args.method,
-        "layer": args.layer,
-        "fusion": args.fusion,
-        "renderer": args.colormap,
-        "aug_smooth": args.aug_smooth,
-        "eigen_smooth": args.eigen_smooth,
-        "max_pixels": args.max_pixels,
+        **_explain_options(args),
         "device": args.device,
         "data_config": config,
         "class_names": names,
