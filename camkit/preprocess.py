@@ -31,6 +31,7 @@ __all__ = [
     "ImageInput",
     "Transform",
     "check_max_pixels",
+    "decode_rgb",
     "load_rgb",
     "tensor_image",
 ]
@@ -207,16 +208,30 @@ class DataConfig:
             original_size, self.input_size, new_w / orig_w, new_h / orig_h, offset_x, offset_y
         )
 
-    def prepare(self, image: NDArray[np.uint8]) -> tuple[Tensor, Placement]:
-        """Fit an RGB uint8 image to :attr:`input_size` and normalise it.
+    def prepare(self, image: NDArray[np.uint8] | Image.Image) -> tuple[Tensor, Placement]:
+        """Fit an RGB image to :attr:`input_size` and normalise it: :meth:`fit`, then
+        :meth:`normalize`.
 
-        Returns the ``(3, H, W)`` tensor and the image's :class:`Placement` in it.
+        Returns the float32 ``(3, H, W)`` tensor and the image's :class:`Placement` in it.
         """
-        placement = self.placement((image.shape[0], image.shape[1]))
+        pixels, placement = self.fit(image)
+        return self.normalize(pixels), placement
+
+    def fit(self, image: NDArray[np.uint8] | Image.Image) -> tuple[Tensor, Placement]:
+        """Fit an RGB image (a uint8 ``(H, W, 3)`` array or an RGB PIL image) to
+        :attr:`input_size` by :attr:`resize`, with PIL and :attr:`interpolation`.
+
+        Returns the fitted pixels, a uint8 ``(3, H, W)`` tensor, and the image's
+        :class:`Placement` in them. Folder runs fit images on worker threads and normalise
+        whole batches on the model's device (:meth:`normalize`).
+        """
+        pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
+        if pil.mode != "RGB":
+            pil = pil.convert("RGB")
+        placement = self.placement((pil.height, pil.width))
         height, width = self.input_size
-        new_w = round(placement.scale_x * image.shape[1])
-        new_h = round(placement.scale_y * image.shape[0])
-        pil = Image.fromarray(image)
+        new_w = round(placement.scale_x * pil.width)
+        new_h = round(placement.scale_y * pil.height)
         if pil.size != (new_w, new_h):
             pil = pil.resize((new_w, new_h), _INTERPOLATIONS[self.interpolation])
         left, top = int(placement.offset_x), int(placement.offset_y)
@@ -224,13 +239,26 @@ class DataConfig:
             canvas = Image.new("RGB", (width, height), (self.fill,) * 3)
             canvas.paste(pil, (left, top))
             pil = canvas
-        array = np.asarray(pil, dtype=np.float32) / 255.0
-        mean = np.asarray(self.mean, dtype=np.float32)
-        std = np.asarray(self.std, dtype=np.float32)
-        tensor = torch.from_numpy(((array - mean) / std).transpose(2, 0, 1).copy())
-        return tensor, placement
+        return torch.from_numpy(np.array(pil)).permute(2, 0, 1), placement
 
-    def to_tensor(self, image: NDArray[np.uint8]) -> Tensor:
+    def normalize(self, pixels: Tensor) -> Tensor:
+        """Normalise fitted pixels: ``(p − 255·mean) / (255·std)`` per channel, as float32,
+        on the pixels' device.
+
+        Args:
+            pixels: uint8 ``(3, H, W)`` or ``(N, 3, H, W)`` (what :meth:`fit` returns, or a
+                stack of them).
+
+        The values equal ``(p / 255 − mean) / std`` up to float rounding; one image gives
+        the same values alone as in a batch.
+        """
+        channels = (1, 3, 1, 1) if pixels.ndim == 4 else (3, 1, 1)
+        shift = torch.tensor([255.0 * m for m in self.mean], device=pixels.device)
+        scale = torch.tensor([255.0 * s for s in self.std], device=pixels.device)
+        values = pixels.to(torch.float32)
+        return values.sub_(shift.view(channels)).div_(scale.view(channels))
+
+    def to_tensor(self, image: NDArray[np.uint8] | Image.Image) -> Tensor:
         """Fit an RGB uint8 image to :attr:`input_size` and normalise: ``(3, H, W)``."""
         return self.prepare(image)[0]
 
@@ -339,14 +367,20 @@ def _array_to_rgb(array: NDArray[Any]) -> NDArray[np.uint8]:
     return np.asarray(Image.fromarray(np.ascontiguousarray(array), "RGBA").convert("RGB"))
 
 
-def _pil_to_rgb(image: Image.Image, label: str) -> NDArray[np.uint8]:
-    """RGB uint8 pixels of a PIL image, 16-bit and float modes scaled by their range."""
+_Decoded = tuple[NDArray[np.uint8], Image.Image | None]
+"""RGB uint8 pixels, and the same pixels as an RGB PIL image when decoding made one."""
+
+
+def _pil_to_rgb(image: Image.Image, label: str) -> _Decoded:
+    """RGB uint8 pixels of a PIL image, 16-bit and float modes scaled by their range; with
+    the RGB PIL image they were read from, when there is one (8-bit modes, and images small
+    enough to convert at once)."""
     if image.mode in _SIXTEEN_BIT_MODES:
-        return _grey_to_rgb(_scale_16bit(np.asarray(image)))
+        return _grey_to_rgb(_scale_16bit(np.asarray(image))), None
     if image.mode == "I":  # 32-bit integers, e.g. a 16-bit PNG in older Pillows
         values = np.asarray(image)
         in_range = int(values.min()) >= 0 and int(values.max()) <= _SIXTEEN_BIT_TOP
-        return _grey_to_rgb(_scale_16bit(values) if in_range else _scale_range(values))
+        return _grey_to_rgb(_scale_16bit(values) if in_range else _scale_range(values)), None
     if image.mode == "F":  # 32-bit floats, e.g. a float TIFF
         values = np.asarray(image)
         if not bool(np.isfinite(values).all()):
@@ -355,20 +389,22 @@ def _pil_to_rgb(image: Image.Image, label: str) -> NDArray[np.uint8]:
                 "(numpy.nan_to_num) and save or pass it again"
             )
         if float(values.min()) >= 0.0 and float(values.max()) <= 1.0:
-            return _grey_to_rgb(np.rint(values * np.float32(255.0)).astype(np.uint8))
-        return _grey_to_rgb(_scale_range(values))
-    return _banded_rgb(image)
+            return _grey_to_rgb(np.rint(values * np.float32(255.0)).astype(np.uint8)), None
+        return _grey_to_rgb(_scale_range(values)), None
+    width, height = image.size
+    if width * height * 3 <= _BAND_BYTES:
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        return np.asarray(rgb), rgb
+    return _banded_rgb(image), None
 
 
 _BAND_BYTES = 1 << 24  # the most RGB bytes converted at once from a large image
 
 
 def _banded_rgb(image: Image.Image) -> NDArray[np.uint8]:
-    """``convert("RGB")`` as an array, band by band of rows for large images: PIL holds a
+    """``convert("RGB")`` of a large image as an array, band by band of rows: PIL holds a
     converted copy and a byte string of each band only, not of the whole image."""
     width, height = image.size
-    if width * height * 3 <= _BAND_BYTES:
-        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     out = np.empty((height, width, 3), dtype=np.uint8)
     rows = max(1, _BAND_BYTES // (width * 3))
     for top in range(0, height, rows):
@@ -423,7 +459,7 @@ def _open(path: Path, label: str, limit: int | None) -> Image.Image:
         return Image.open(path)
 
 
-def _decode(image: Image.Image, label: str, limit: int | None, upright: bool) -> NDArray[np.uint8]:
+def _decode(image: Image.Image, label: str, limit: int | None, upright: bool) -> _Decoded:
     """Check the declared size, then decode as RGB uint8; ``upright``: turned by the EXIF
     orientation, as a viewer shows the file (in place: only for images camkit opened)."""
     _check_size(image, label, limit)
@@ -463,9 +499,31 @@ def load_rgb(
             image's.
         ConfigurationError: ``max_pixels`` is not an int >= 1 or None.
     """
+    return _decode_any(image, max_pixels)[0]
+
+
+def decode_rgb(
+    image: str | os.PathLike[str] | Image.Image | NDArray[Any],
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> tuple[NDArray[np.uint8], Image.Image]:
+    """:func:`load_rgb`, with the same pixels as an RGB PIL image too: the decoded image
+    itself when it is one (no copy), else one made from the array. What the prepare step
+    reads images with: :meth:`DataConfig.fit` resizes the PIL image.
+
+    Raises:
+        InputError, ConfigurationError: as :func:`load_rgb`.
+    """
+    pixels, pil = _decode_any(image, max_pixels)
+    return pixels, pil if pil is not None else Image.fromarray(pixels)
+
+
+def _decode_any(
+    image: str | os.PathLike[str] | Image.Image | NDArray[Any], max_pixels: int | None
+) -> _Decoded:
     limit = check_max_pixels(max_pixels)
     if isinstance(image, np.ndarray):
-        return _array_to_rgb(image)
+        return _array_to_rgb(image), None
     if isinstance(image, Image.Image):
         return _read(lambda: image, "the PIL image", limit, opened=False)
     if isinstance(image, (str, os.PathLike)):
@@ -483,15 +541,21 @@ def load_rgb(
 
 def _read(
     source: Callable[[], Image.Image], label: str, limit: int | None, *, opened: bool
-) -> NDArray[np.uint8]:
+) -> _Decoded:
     """Decode the image ``source`` gives, every failure an :class:`InputError`; ``opened``:
-    camkit opened it from a file, so it is turned upright and closed."""
+    camkit opened it from a file, so it is turned upright and closed (unless it is handed
+    on as the RGB PIL image, which it is only once decoding has closed its file)."""
     try:
         image = source()
+        handed_on = False
         try:
-            return _decode(image, label, limit, upright=opened)
+            pixels, rgb = _decode(image, label, limit, upright=opened)
+            if opened and rgb is image:
+                handed_on = getattr(image, "fp", None) is None and not getattr(image, "map", None)
+                rgb = rgb if handed_on else None
+            return pixels, rgb
         finally:
-            if opened:
+            if opened and not handed_on:
                 image.close()
     except InputError:
         raise

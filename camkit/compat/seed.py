@@ -240,7 +240,7 @@ def generate_gradcam_batch(
     (:func:`camkit.tools.batch.check_outputs`); nothing is written through a symbolic link.
     The folder is explained by :func:`camkit.tools.batch.iter_explain_files`'s streaming
     pipeline: ``workers`` threads decode while the model runs and as many write the
-    overlays (``None``: the CPU count, at most 4; ``0``: none).
+    overlays (``None``: half the CPUs, 1 to 4; ``0``: none).
 
     Returns:
         One dict per image, in order: ``image_path``, ``error`` (``None`` when it worked),

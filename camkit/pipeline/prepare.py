@@ -40,7 +40,7 @@ from camkit.preprocess import (
     ImageInput,
     Transform,
     as_batch_list,
-    load_rgb,
+    decode_rgb,
     tensor_image,
 )
 
@@ -125,11 +125,11 @@ def _from_tensor(item: Tensor, index: int) -> Tensor:
 
 
 def _from_image(
-    image: NDArray[np.uint8], config: DataConfig, transform: Transform | None
+    image: Image.Image, config: DataConfig, transform: Transform | None
 ) -> tuple[Tensor, Placement]:
     if transform is None:
-        return config.prepare(image)
-    tensor = transform(Image.fromarray(image))
+        return config.fit(image)  # normalised with its batch (assemble_batch)
+    tensor = transform(image)
     if not isinstance(tensor, Tensor) or tensor.ndim != 3:
         raise InputError(
             "the transform must return a (C, H, W) tensor, got "
@@ -142,7 +142,7 @@ def _from_image(
             "then normalise)"
         )
     size = (int(tensor.shape[1]), int(tensor.shape[2]))
-    return tensor, Placement.stretch((image.shape[0], image.shape[1]), size)
+    return tensor, Placement.stretch((image.height, image.width), size)
 
 
 @attrs.frozen(eq=False)
@@ -156,7 +156,9 @@ class PreparedImage:
 
     Attributes:
         tensor: the model input ``(C, H, W)``, before the cast to the model's device and
-            dtype.
+            dtype: float values as the model takes them, or uint8 pixels fitted by the data
+            config (:meth:`DataConfig.fit <camkit.preprocess.DataConfig.fit>`), which
+            :func:`assemble_batch` normalises, a whole batch at once on the model's device.
         placement: where the original image lies in ``tensor``.
         original: the RGB uint8 image the map is placed on; ``None`` for a float tensor
             input, whose original is the tensor with its normalisation undone (on first
@@ -177,9 +179,9 @@ def prepare_image(
     index: int = 0,
 ) -> PreparedImage:
     """The per-image part of the prepare step: read and decode ``item``
-    (:func:`~camkit.preprocess.load_rgb`), then fit it to the model's input (the data
-    config's resize and normalisation, or ``transform``). A :class:`PreparedImage` is
-    returned as it is.
+    (:func:`~camkit.preprocess.decode_rgb`), then fit it to the model's input (the data
+    config's resize, its normalisation left to :func:`assemble_batch`; or ``transform``). A
+    :class:`PreparedImage` is returned as it is.
 
     Thread-safe when ``transform`` is (the data config's preprocessing is).
 
@@ -200,9 +202,10 @@ def prepare_image(
             size = (int(tensor.shape[1]), int(tensor.shape[2]))
             return PreparedImage(tensor, Placement.stretch(size, size), None)
         image = tensor_image(tensor)
+        pil = Image.fromarray(image)
     else:
-        image = load_rgb(item, max_pixels=max_pixels)
-    tensor, placement = _from_image(image, config, transform)
+        image, pil = decode_rgb(item, max_pixels=max_pixels)
+    tensor, placement = _from_image(pil, config, transform)
     return PreparedImage(tensor, placement, image)
 
 
@@ -216,7 +219,10 @@ def assemble_batch(
 ) -> PreparedBatch:
     """The batch part of the prepare step: stack prepared images into one
     :class:`PreparedBatch` on the model's device, in its dtype (a copy), after checking that
-    they have one shape and hold finite values only.
+    they have one shape and hold finite values only. Fitted uint8 pixels are normalised by
+    ``config`` (:meth:`DataConfig.normalize <camkit.preprocess.DataConfig.normalize>`): on
+    the model's device after the copy when the whole batch is pixels (a quarter of the bytes
+    to move), else each image on the CPU.
 
     Args:
         config: the data config that undoes the normalisation of float tensor inputs (their
@@ -244,9 +250,16 @@ def assemble_batch(
     # done: a tensor on a device (stream-ordered), or a batch stacked here (the caller's own
     # CPU tensor may be in pinned memory, whose copy would run after this returns)
     early = stacked is None or stacked.device.type != "cpu"
+    fresh = stacked is None  # a tensor made here: no copy needed to keep the caller's safe
     if stacked is None:
-        stacked = torch.stack([item.tensor for item in items])
-    return _to_device(stacked, decoded, placements, config, device, dtype, early)
+        tensors = [item.tensor for item in items]
+        if all(tensor.dtype == torch.uint8 for tensor in tensors):
+            pixels = torch.stack(tensors).to(device, non_blocking=True)
+            stacked = config.normalize(pixels)
+        else:
+            pixels_of = [config.normalize(t) if t.dtype == torch.uint8 else t for t in tensors]
+            stacked = torch.stack(pixels_of)
+    return _to_device(stacked, decoded, placements, config, device, dtype, early, copy=not fresh)
 
 
 def prepare_batch(
@@ -304,13 +317,17 @@ def _to_device(
     device: torch.device,
     dtype: torch.dtype,
     early: bool,
+    *,
+    copy: bool = True,
 ) -> PreparedBatch:
     """Copy the stacked inputs to the model's device and dtype, with their value checks:
     those of inputs on the CPU made now, those on an accelerator kept in the batch.
 
-    ``early``: whether the copies may start without waiting (see :func:`assemble_batch`)."""
+    ``early``: whether the copies may start without waiting (see :func:`assemble_batch`);
+    ``copy``: whether ``stacked`` must be copied even when it is on the device in the dtype
+    already (it is the caller's)."""
     checks = [_finite(stacked, decoded, "")]
-    inputs = stacked.to(device, dtype, copy=True, non_blocking=early)
+    inputs = stacked.to(device, dtype, copy=copy, non_blocking=early)
     if inputs.dtype != stacked.dtype:
         checks.append(_finite(inputs, decoded, f" once cast to the model's {dtype}"))
     # values on the CPU are checked now (free); on an accelerator, with the rest of the call

@@ -38,6 +38,7 @@ from camkit.pipeline.prepare import PreparedImage
 from camkit.pipeline.run import ClassRequest
 from camkit.tools.output import CsvWriter, OutputWriter
 from camkit.tools.stream import OrderedWorkers, check_workers, ordered_map
+from camkit.tools.threads import ModelThreads, Threads, check_threads
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -449,6 +450,7 @@ def iter_explain_files(
     progress: bool | None = None,
     overwrite: bool = False,
     workers: int | None = None,
+    threads: Threads = None,
 ) -> Iterator[FileResult]:
     """Explain image files in batches, yielding one :class:`FileResult` per job, in order
     (with ``top``, one per job and class, best score first).
@@ -501,12 +503,19 @@ def iter_explain_files(
             stderr is a terminal.
         overwrite: replace overlays and a report that exist.
         workers: threads that decode and preprocess, and as many that write overlays;
-            ``None`` for the CPU count, at most 4; ``0`` for none. A custom ``transform``
+            ``None`` for half the CPUs, 1 to 4; ``0`` for none. A custom ``transform``
             of the explainer runs on these threads: pass ``0`` if it is not thread-safe.
+        threads: the model's CPU threads for the run (torch's intra-op threads, restored
+            afterwards): a count, ``"auto"`` to time the first batches at torch's count
+            and with a core left to each worker and keep the faster
+            (:class:`~camkit.tools.threads.ModelThreads`; what ``camkit explain`` does), or
+            ``None`` (default) to leave torch's setting alone. Different counts can change
+            the maps by float rounding.
 
     Raises:
-        ConfigurationError: ``batch_size`` or ``top`` < 1, ``alpha`` outside ``[0, 1]``, or
-            ``workers`` not an int >= 0 or None.
+        ConfigurationError: ``batch_size`` or ``top`` < 1, ``alpha`` outside ``[0, 1]``,
+            ``workers`` not an int >= 0 or None, or ``threads`` not an int >= 1, ``"auto"``
+            or None.
         TargetError: ``target`` is out of range for the model.
         OutputError: planned outputs exist (without ``overwrite``) or cannot be written
             (checked before any work), or the report cannot be written (a full disk: its
@@ -519,7 +528,8 @@ def iter_explain_files(
         raise ConfigurationError(f"alpha must lie in [0, 1], got {alpha!r}")
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
         raise ConfigurationError(f"top must be an int >= 1 or None, got {top!r}")
-    threads = check_workers(workers)
+    pool_size = check_workers(workers)
+    check_threads(threads)
     show = sys.stderr.isatty() if progress is None else progress
     check_outputs(jobs if save else [], report, by_class=top is not None, overwrite=overwrite)
     outputs = OverlayWriters(overwrite) if save else None
@@ -545,13 +555,16 @@ def iter_explain_files(
                     ordered_map(
                         functools.partial(_prepare, explainer),
                         jobs,
-                        workers=threads,
-                        window=max(window, threads),
+                        workers=pool_size,
+                        window=max(window, pool_size),
                         name="prepare",
                     )
                 )
             )
-            written = stack.enter_context(OrderedWorkers[_Done](threads, name="write"))
+            written = stack.enter_context(OrderedWorkers[_Done](pool_size, name="write"))
+            model_threads = stack.enter_context(
+                ModelThreads(threads, workers=pool_size, device=explainer.device)
+            )
             for start in range(0, len(jobs), batch_size):
                 chunk = jobs[start : start + batch_size]
                 try:
@@ -573,6 +586,7 @@ def iter_explain_files(
                         written.submit(_write_overlays, job, outcome, outputs, alpha, by_class)
                 while written and (written.ready() or len(written) > window):
                     yield from emit(*written.next())
+                model_threads.batch_done()
             while written:
                 yield from emit(*written.next())
     finally:
@@ -746,6 +760,7 @@ def explain_files(
     progress: bool | None = None,
     overwrite: bool = False,
     workers: int | None = None,
+    threads: Threads = None,
 ) -> list[FileResult]:
     """Like :func:`iter_explain_files`, returning every result as a list."""
     return list(
@@ -761,5 +776,6 @@ def explain_files(
             progress=progress,
             overwrite=overwrite,
             workers=workers,
+            threads=threads,
         )
     )

@@ -74,6 +74,18 @@ def _workers(text: str) -> int:
     return value
 
 
+def _threads(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a count >= 1, got {text!r}")
+    return value
+
+
 def _alpha(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -225,9 +237,18 @@ def _build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="local engine: threads that decode images while the model runs, and as many "
-        "that write overlays (default: the CPU count, at most 4; 0: none, one step after the "
+        "that write overlays (default: half the CPUs, 1 to 4; 0: none, one step after the "
         "other); --engine ray: the number of actors (default: one per GPU of the cluster, "
         "else one per two CPUs)",
+    )
+    engine.add_argument(
+        "--threads",
+        type=_threads,
+        default="auto",
+        metavar="auto|N",
+        help="local engine on the CPU: the model's threads (default: auto, timed on the "
+        "first batches: torch's count, or one core fewer per worker, whichever is faster; "
+        "give N for bit-identical reruns)",
     )
     engine.add_argument(
         "--ray-address",
@@ -395,6 +416,7 @@ def _run_explain(args: argparse.Namespace) -> int:
             progress=False if args.no_progress else None,
             overwrite=args.overwrite,
             workers=args.workers,
+            threads=args.threads,
         )
     for result in results:
         e = result.explanation

@@ -37,8 +37,17 @@ THREAD_PREFIX = "camkit-"
 
 
 def default_workers() -> int:
-    """The default number of worker threads: the CPU count, at most 4."""
-    return min(4, os.cpu_count() or 1)
+    """The default number of worker threads: half the CPUs this process may run on, at
+    least 1 and at most 4 (the model keeps the other half: see
+    :mod:`camkit.tools.threads`)."""
+    return max(1, min(4, _cpus() // 2))
+
+
+def _cpus() -> int:
+    """How many CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def check_workers(workers: object) -> int:
@@ -51,8 +60,8 @@ def check_workers(workers: object) -> int:
         return default_workers()
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ConfigurationError(
-            f"workers must be an int >= 0 (0: everything in the calling thread) or None (the "
-            f"CPU count, at most 4), got {workers!r}"
+            f"workers must be an int >= 0 (0: everything in the calling thread) or None (half "
+            f"the CPUs, 1 to 4), got {workers!r}"
         )
     return workers
 
