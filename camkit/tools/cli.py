@@ -43,6 +43,7 @@ from camkit.tools.batch import (
     method_slug,
     plan_outputs,
 )
+from camkit.tools.memory import keep_freed_memory
 
 __all__ = ["main"]
 
@@ -400,6 +401,7 @@ def _run_explain(args: argparse.Namespace) -> int:
     )
     if args.engine == "ray":
         return _run_explain_ray(args, jobs, report)
+    keep_freed_memory()  # this process's own malloc settings: see camkit.tools.memory
     explainer = _explainer(args, **_explain_options(args))
     _warn_random_weights(args)
     failed = 0
