@@ -19,7 +19,10 @@ input resolution; pytorch-grad-cam 1.5.7 runs its class of the same method with
 enabled, then upsamples the maps to the input and moves them to numpy. Each contender owns a
 deep copy of the model. Rounds are interleaved (each round runs every contender of a method
 once, in an order rotated each round); the median is reported, with the ratio
-``peer time / camkit time`` (above 1: camkit is faster).
+``peer time / camkit time`` (above 1: camkit is faster). As camkit and the peer run next to
+each other in every round, the script also reports the median of the per-round ratios
+(``paired``: what slow drifts of the machine's speed disturb least) and in how many rounds
+camkit was the faster.
 
 Goals (issue "The field's CAM methods"): every gradient method >= 2x faster than
 pytorch-grad-cam's; scorecam, sscam and iscam at least as fast as the peers'; ablationcam
@@ -126,7 +129,7 @@ def _camkit_runner(name: str, model: nn.Module, **kwargs: Any) -> Callable[[Tens
 
 def _measure(
     runners: dict[str, Callable[[Tensor], object]], x: Tensor, warmup: int, repeats: int
-) -> dict[str, float]:
+) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {name: [] for name in runners}
     names = list(runners)
     for round_ in range(warmup + repeats):
@@ -137,7 +140,19 @@ def _measure(
                 runners[name](x)
             if round_ >= warmup:
                 times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
+
+
+_Row = tuple[str, str, dict[str, list[float]], float | None]
+
+
+def _summary(times: dict[str, list[float]]) -> tuple[float, float, float, float, int]:
+    """Median plain, camkit and peer seconds, the median per-round ratio peer/camkit, and
+    the rounds camkit won."""
+    pairs = [peer / ours for peer, ours in zip(times["peer"], times["camkit"], strict=True)]
+    wins = sum(ratio > 1.0 for ratio in pairs)
+    medians = [statistics.median(times[key]) for key in ("plain", "camkit", "peer")]
+    return medians[0], medians[1], medians[2], statistics.median(pairs), wins
 
 
 class _nothing:
@@ -159,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     registered = set(list_methods())
     wanted = set(args.only) if args.only else None
-    rows: list[tuple[str, str, float, float, float, float | None]] = []
+    rows: list[_Row] = []
     warnings.simplefilter("ignore")
 
     torch.manual_seed(0)
@@ -174,17 +189,9 @@ def main(argv: list[str] | None = None) -> int:
             "peer": _grad_cam_runner(peer, copy.deepcopy(resnet50)),
         }
         found = _measure(runners, x, args.warmup, args.repeats)
-        rows.append(
-            (
-                name,
-                f"pytorch-grad-cam {peer}",
-                found["plain"],
-                found["camkit"],
-                found["peer"],
-                GOALS["gradient"] if name not in GRADIENT_FREE else None,
-            )
-        )
-        print(f"{name}: camkit {found['camkit']:.3f} s, peer {found['peer']:.3f} s", flush=True)
+        goal = GOALS["gradient"] if name not in GRADIENT_FREE else None
+        rows.append((name, f"pytorch-grad-cam {peer}", found, goal))
+        _progress(name, found)
 
     torch.manual_seed(0)
     resnet18 = torchvision.models.resnet18(weights=None).eval()
@@ -199,10 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             "peer": make(peer, copy.deepcopy(resnet18), **kwargs),
         }
         found = _measure(runners, small, args.warmup, args.repeats)
-        rows.append(
-            (name, f"{library} {peer}", found["plain"], found["camkit"], found["peer"], GOALS[name])
-        )
-        print(f"{name}: camkit {found['camkit']:.3f} s, peer {found['peer']:.3f} s", flush=True)
+        rows.append((name, f"{library} {peer}", found, GOALS[name]))
+        _progress(name, found)
 
     print()
     print(
@@ -211,17 +216,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{'method':<20} {'peer':<34} {'plain s':>8} {'camkit s':>9} {'peer s':>8} "
-        f"{'peer/camkit':>11} {'goal':>6}"
+        f"{'peer/camkit':>11} {'paired':>7} {'won':>6} {'goal':>6}"
     )
-    for name, peer, plain, ours, theirs, goal in rows:
+    for name, peer, found, goal in rows:
+        plain, ours, theirs, paired, wins = _summary(found)
         ratio = theirs / ours
         verdict = "-" if goal is None else ("met" if ratio >= goal else "MISSED")
         wanted = "-" if goal is None else f">={goal}"
+        won = f"{wins}/{len(found['camkit'])}"
         print(
             f"{name:<20} {peer:<34} {plain:8.3f} {ours:9.3f} {theirs:8.3f} {ratio:10.2f}x "
-            f"{wanted:>6} {verdict}"
+            f"{paired:6.2f}x {won:>6} {wanted:>6} {verdict}"
         )
     return 0
+
+
+def _progress(name: str, found: dict[str, list[float]]) -> None:
+    _, ours, theirs, paired, wins = _summary(found)
+    print(
+        f"{name}: camkit {ours:.3f} s, peer {theirs:.3f} s (paired {paired:.2f}x, camkit faster "
+        f"in {wins} of {len(found['camkit'])} rounds)",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
