@@ -355,3 +355,53 @@ def test_the_checks_a_prepared_batch_carries_are_settled_first_by_every_run(
     false_alarm = attrs.evolve(prepared, checks=(Requirement(torch.tensor(False), lambda: None),))
     expected = explainer.run(prepared)
     assert torch.equal(explainer.run(false_alarm).maps, expected.maps)
+
+
+def test_batches_are_normalised_as_each_image_alone() -> None:
+    """Images fitted as uint8 on workers and normalised per batch get exactly the values of
+    DataConfig.prepare on each image, and those of (p / 255 - mean) / std to float rounding;
+    a batch mixing pixels and a float tensor gives the same values too."""
+    from camkit.pipeline.prepare import assemble_batch, prepare_image
+    from camkit.preprocess import DataConfig
+
+    config = DataConfig((20, 24), mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), resize="letterbox")
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (15 + i, 31, 3), dtype=np.uint8) for i in range(3)]
+    prepared = [prepare_image(image, config=config, transform=None) for image in images]
+    assert all(item.tensor.dtype == torch.uint8 for item in prepared)
+    cpu = torch.device("cpu")
+    batch = assemble_batch(prepared, config=config, device=cpu, dtype=torch.float32).inputs
+    alone = torch.stack([config.prepare(image)[0] for image in images])
+    assert torch.equal(batch, alone)
+    pixels = torch.stack([item.tensor for item in prepared]).float() / 255
+    mean = torch.tensor(config.mean).view(1, 3, 1, 1)
+    std = torch.tensor(config.std).view(1, 3, 1, 1)
+    torch.testing.assert_close(batch, (pixels - mean) / std, rtol=0, atol=1e-5)
+    tensor = prepare_image(alone[1], config=config, transform=None)
+    mixed = assemble_batch(
+        [prepared[0], tensor, prepared[2]], config=config, device=cpu, dtype=torch.float32
+    ).inputs
+    assert torch.equal(mixed, alone)
+
+
+def test_decoded_files_are_closed_and_their_pil_image_usable(tmp_path: Any) -> None:
+    """decode_rgb hands on the decoded PIL image only once its file is closed; a multi-frame
+    GIF (whose file stays open after decoding) is closed and a copy handed on instead."""
+    import warnings
+
+    from PIL import Image
+
+    from camkit.preprocess import decode_rgb
+
+    still = tmp_path / "still.jpg"
+    Image.fromarray(np.full((12, 16, 3), 200, np.uint8)).save(still)
+    frames = [Image.new("RGB", (16, 12), (i * 40, 0, 0)) for i in range(3)]
+    animated = tmp_path / "moving.gif"
+    frames[0].save(animated, save_all=True, append_images=frames[1:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        for path in (still, animated):
+            pixels, pil = decode_rgb(path)
+            assert pil.mode == "RGB" and pil.size == (16, 12)
+            assert getattr(pil, "fp", None) is None
+            np.testing.assert_array_equal(np.asarray(pil.resize((16, 12))), pixels)

@@ -63,8 +63,9 @@ class ModelThreads:
       kept for the rest of the run. Batch 0 warms up; batches 1 to 3 are timed at ``n``;
       batch 4 runs at the lower count and ends the trial at once when it is more than
       :attr:`GIVE_UP` times slower; batches 5 and 6 are timed at the lower count, which is
-      kept when it is faster by :attr:`MARGIN` or more. A run of fewer batches stays at
-      ``n``. On other devices (the model's threads hardly matter there) nothing changes.
+      kept when it is faster by :attr:`MARGIN` or more. A run that ends before batch 7
+      ends undecided, and torch's count is restored. On other devices (the model's
+      threads hardly matter there) nothing changes.
 
     The count is changed only between batches, in the thread that runs the model (the one
     that enters this context and calls :meth:`batch_done`).
@@ -88,7 +89,6 @@ class ModelThreads:
         self.device = device
         self._saved: int | None = None
         self._candidates: tuple[int, int] | None = None
-        self._batches = 0
         self._last: float | None = None
         self._periods: list[float] = []
         self.chosen: int | None = None
@@ -100,7 +100,8 @@ class ModelThreads:
     def __enter__(self) -> ModelThreads:
         own = torch.get_num_threads()
         if isinstance(self.threads, int):
-            self._set(self.threads, own)
+            self._saved = own
+            torch.set_num_threads(self.threads)
             self.chosen = self.threads
         elif self.threads == AUTO:
             lower = max(1, own - self.workers)
@@ -111,11 +112,6 @@ class ModelThreads:
                 self.chosen = own
         return self
 
-    def _set(self, count: int, own: int) -> None:
-        if self._saved is None:
-            self._saved = own
-        torch.set_num_threads(count)
-
     def batch_done(self) -> None:
         """Mark the end of a batch (after its results were handed on): times it, and moves
         the ``"auto"`` trial on."""
@@ -124,7 +120,6 @@ class ModelThreads:
             self._periods.append(now - self._last)
             self._step()
         self._last = now
-        self._batches += 1
 
     def _step(self) -> None:
         assert self._candidates is not None
