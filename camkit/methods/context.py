@@ -28,6 +28,7 @@ exactly as on the original batch.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -46,6 +47,7 @@ from camkit.errors import (
 )
 from camkit.methods.base import LayerCapture, at_least_float32
 from camkit.targets import OutputSelector
+from camkit.twin import channels_last_twin, fold_batch_norms
 
 if TYPE_CHECKING:
     from camkit.methods.base import CAMMethod
@@ -144,6 +146,11 @@ class Runner:
             released, and any pass asked for afterwards is refused.
         checks: the checks of values the call reads at its end, in one transfer
             (:class:`~camkit.pipeline.checks.DeviceChecks`); ``None``: checked at once.
+        twin: the channels-last twin of the model that scoring passes use on the CPU
+            (:mod:`camkit.twin`), made and checked by the first context that asks for it;
+            ``None`` where there is none (also before). :meth:`release` drops it.
+        twin_checked: whether the twin was made and checked (it stays ``None`` when it does
+            not apply or failed its check).
     """
 
     model: nn.Module
@@ -152,6 +159,13 @@ class Runner:
     batch_size: int = 64
     active: bool = True
     checks: DeviceChecks | None = None
+    twin: nn.Module | None = attrs.field(default=None, repr=False)
+    twin_checked: bool = False
+
+    def release(self) -> None:
+        """End the call: refuse further passes and drop the twin (its memory)."""
+        self.active = False
+        self.twin = None
 
 
 def _check_batch_size(batch_size: int) -> int:
@@ -456,7 +470,12 @@ class MethodContext:
 
     @torch.no_grad()
     def score_inputs(
-        self, versions: Perturbations, *, count: int | None = None, batch_size: int | None = None
+        self,
+        versions: Perturbations,
+        *,
+        count: int | None = None,
+        batch_size: int | None = None,
+        channels_last: bool = True,
     ) -> Tensor:
         """Target scores of ``N`` perturbed versions of each input.
 
@@ -465,17 +484,58 @@ class MethodContext:
                 stop - start, C, H, W)`` with ``count=N`` (see :data:`Perturbations`).
             count: ``N`` when ``versions`` is a function.
             batch_size: the most inputs per forward pass (default :attr:`batch_size`).
+            channels_last: on the CPU, for ``float32`` image batches, score with a
+                channels-last twin of the model (:mod:`camkit.twin`: 1.15× to 1.4× faster
+                forwards, same values up to float rounding, a copy of the model's 4-D
+                weights in memory during the call). The twin is made once per call and
+                checked against the model's own logits on :attr:`inputs`; where it cannot be
+                made or differs, the model scores. ``False``: always the model itself.
 
         Returns:
             ``(B, N)`` scores, in the logits' dtype, on the model's device.
         """
         runner = self._require("score_inputs")
+        model = self._scoring_twin(runner) if channels_last else None
         results = []
         for _, chunk in self._chunks(versions, count, batch_size):
             chunk = chunk.to(self._inputs.device, self._inputs.dtype)
-            logits = runner.output(runner.model(chunk))
+            if model is None:
+                logits = runner.output(runner.model(chunk))
+            else:
+                logits = runner.output(model(chunk.contiguous(memory_format=torch.channels_last)))
             results.append(self._scores_of(logits, chunk.shape[0] // self._inputs.shape[0]))
         return torch.cat(results, dim=1) if results else self._logits.new_zeros(len(self), 0)
+
+    def _scoring_twin(self, runner: Runner) -> nn.Module | None:
+        """The call's channels-last twin of the model for scoring passes, or ``None``."""
+        inputs = self._inputs
+        if inputs.device.type != "cpu" or inputs.ndim != 4 or inputs.dtype != torch.float32:
+            return None
+        if not runner.twin_checked:
+            runner.twin_checked = True
+            runner.twin = self._checked_twin(runner)
+        return runner.twin
+
+    def _checked_twin(self, runner: Runner) -> nn.Module | None:
+        """A twin that gives this context's logits on its inputs, or ``None``."""
+        twin = channels_last_twin(runner.model)
+        if twin is None:
+            return None
+        expected = self._logits
+        inputs = self._inputs.contiguous(memory_format=torch.channels_last)
+        try:
+            fold_batch_norms(twin, inputs)
+            logits = runner.output(twin(inputs))
+        except Exception:  # a model that refuses channels-last inputs (x.view, ...)
+            return None
+        if not isinstance(logits, Tensor) or logits.shape != expected.shape:
+            return None
+        scale = float(expected.abs().amax()) if expected.numel() else 0.0
+        tolerance = 1e-5 * (1.0 + scale) if math.isfinite(scale) else 1e-5
+        same = torch.allclose(
+            logits.to(expected.dtype), expected, rtol=1e-4, atol=tolerance, equal_nan=True
+        )
+        return twin if same else None
 
     @torch.no_grad()
     def score_activations(

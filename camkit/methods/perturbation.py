@@ -108,10 +108,11 @@ class _MaskScoringCAM(CAMMethod):
     camkit places every map on the image); ``True`` aligns the corner pixels, as
     pytorch-grad-cam's Score-CAM does. A subclass may set it."""
 
-    def __init__(self, batch_size: int | None, skip_constant: bool) -> None:
+    def __init__(self, batch_size: int | None, skip_constant: bool, channels_last: bool) -> None:
         label = type(self).__name__
         self.batch_size = _batch_size(label, batch_size)
         self.skip_constant = _flag(label, "skip_constant", skip_constant)
+        self.channels_last = _flag(label, "channels_last", channels_last)
 
     @property
     def _sample_count(self) -> int:
@@ -157,7 +158,10 @@ class _MaskScoringCAM(CAMMethod):
             return inputs[:, None] * masks[:, :, None].to(inputs.dtype)
 
         scores = context.score_inputs(
-            versions, count=regular + shared, batch_size=self.batch_size
+            versions,
+            count=regular + shared,
+            batch_size=self.batch_size,
+            channels_last=self.channels_last,
         ).float()
         per_slot = scores[:, :regular].reshape(batch, slots, samples).mean(dim=2)
         if skip:
@@ -200,15 +204,26 @@ class ScoreCAM(_MaskScoringCAM):
     Args:
         batch_size: inputs per forward pass; ``None`` takes the explainer's ``batch_size``.
         skip_constant: score the zero image once for all constant channels (above).
+        channels_last: on the CPU, score with a channels-last twin of the model (faster;
+            see :meth:`~camkit.methods.MethodContext.score_inputs`). ``False`` scores with
+            the model itself.
     """
 
     name = "scorecam"
 
-    def __init__(self, batch_size: int | None = None, skip_constant: bool = True) -> None:
-        super().__init__(batch_size, skip_constant)
+    def __init__(
+        self,
+        batch_size: int | None = None,
+        skip_constant: bool = True,
+        channels_last: bool = True,
+    ) -> None:
+        super().__init__(batch_size, skip_constant, channels_last)
 
     def __repr__(self) -> str:
-        return f"ScoreCAM(batch_size={self.batch_size!r}, skip_constant={self.skip_constant!r})"
+        return (
+            f"ScoreCAM(batch_size={self.batch_size!r}, skip_constant={self.skip_constant!r}, "
+            f"channels_last={self.channels_last!r})"
+        )
 
 
 class SSCAM(_MaskScoringCAM):
@@ -248,6 +263,8 @@ class SSCAM(_MaskScoringCAM):
             call to call. Give ``seed`` or ``generator``, not both.
         batch_size: inputs per forward pass; ``None`` takes the explainer's ``batch_size``.
         skip_constant: score the noise-only inputs once for all constant channels (above).
+        channels_last: score with a channels-last twin of the model on the CPU (as
+            :class:`ScoreCAM`).
     """
 
     name = "sscam"
@@ -261,8 +278,9 @@ class SSCAM(_MaskScoringCAM):
         generator: torch.Generator | None = None,
         batch_size: int | None = None,
         skip_constant: bool = True,
+        channels_last: bool = True,
     ) -> None:
-        super().__init__(batch_size, skip_constant)
+        super().__init__(batch_size, skip_constant, channels_last)
         self.num_samples = _samples("SSCAM", num_samples)
         if (
             isinstance(std, bool)
@@ -319,7 +337,7 @@ class SSCAM(_MaskScoringCAM):
         return (
             f"SSCAM(num_samples={self.num_samples!r}, std={self.std!r}, seed={self.seed!r}, "
             f"generator={self.generator!r}, batch_size={self.batch_size!r}, "
-            f"skip_constant={self.skip_constant!r})"
+            f"skip_constant={self.skip_constant!r}, channels_last={self.channels_last!r})"
         )
 
 
@@ -349,14 +367,20 @@ class ISCAM(_MaskScoringCAM):
         num_samples: ``N``, steps of the path.
         batch_size: inputs per forward pass; ``None`` takes the explainer's ``batch_size``.
         skip_constant: score the zero image once for all constant channels (above).
+        channels_last: score with a channels-last twin of the model on the CPU (as
+            :class:`ScoreCAM`).
     """
 
     name = "iscam"
 
     def __init__(
-        self, num_samples: int = 10, batch_size: int | None = None, skip_constant: bool = True
+        self,
+        num_samples: int = 10,
+        batch_size: int | None = None,
+        skip_constant: bool = True,
+        channels_last: bool = True,
     ) -> None:
-        super().__init__(batch_size, skip_constant)
+        super().__init__(batch_size, skip_constant, channels_last)
         self.num_samples = _samples("ISCAM", num_samples)
 
     @property
@@ -376,7 +400,7 @@ class ISCAM(_MaskScoringCAM):
     def __repr__(self) -> str:
         return (
             f"ISCAM(num_samples={self.num_samples!r}, batch_size={self.batch_size!r}, "
-            f"skip_constant={self.skip_constant!r})"
+            f"skip_constant={self.skip_constant!r}, channels_last={self.channels_last!r})"
         )
 
 

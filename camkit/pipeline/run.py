@@ -393,7 +393,7 @@ def _while_active(runner: Runner) -> Iterator[None]:
     try:
         yield
     finally:
-        runner.active = False
+        runner.release()
 
 
 def _context(
