@@ -22,6 +22,7 @@ when it differs or fails.
 from __future__ import annotations
 
 import copy
+import weakref
 from collections import Counter
 from typing import Any
 
@@ -132,22 +133,31 @@ def _folding_pairs(twin: nn.Module, inputs: Tensor) -> list[tuple[str, str]]:
         ):
             norms[name] = module
     calls: Counter[str] = Counter()
-    produced: dict[int, tuple[str, Tensor]] = {}
+    # by id: the convolution's name, a weak reference (an id may be reused once the tensor
+    # is freed; the outputs are not kept alive) and the tensor's version counter
+    produced: dict[int, tuple[str, weakref.ref[Tensor], int]] = {}
     fed: dict[str, str] = {}
 
     def after_conv(name: str) -> Any:
         def hook(_module: nn.Module, _args: Any, out: Any) -> None:
             calls[name] += 1
             if isinstance(out, Tensor):
-                produced[id(out)] = (name, out)  # the tensor kept: its id stays unique
+                produced[id(out)] = (name, weakref.ref(out), out._version)
 
         return hook
 
     def before_norm(name: str) -> Any:
         def hook(_module: nn.Module, args: Any) -> None:
             calls[name] += 1
-            source = produced.get(id(args[0])) if args else None
-            if source is not None and source[1] is args[0]:
+            given = args[0] if args else None
+            source = produced.get(id(given))
+            # the very tensor, not changed in place since the convolution returned it
+            if (
+                isinstance(given, Tensor)
+                and source is not None
+                and source[1]() is given
+                and given._version == source[2]
+            ):
                 fed[name] = source[0]
 
         return hook
@@ -174,9 +184,10 @@ def fold_batch_norms(twin: nn.Module, inputs: Tensor) -> int:
     and the batch norm becomes an ``nn.Identity``. The function is the same up to float
     rounding; the batch norm's pass over the map is saved.
 
-    The pairs are those seen in one forward of ``inputs`` (under the caller's grad mode): the
-    batch norm ran once, on the very tensor the convolution returned (also run once), and
-    neither module has hooks or a second name. A convolution whose output something else
+    The pairs are those seen in one forward of ``inputs`` (under the caller's grad mode; one
+    image is enough): the batch norm ran once, on the very tensor the convolution returned
+    (also run once), unchanged in place since, and neither module has hooks or a second
+    name. A convolution whose output something else
     also reads cannot be told apart this way: the caller checks the folded twin's logits (as
     :meth:`~camkit.methods.MethodContext.score_inputs` does).
 

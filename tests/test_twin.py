@@ -134,7 +134,8 @@ def test_every_batch_norm_after_a_convolution_is_folded_and_the_function_kept() 
 
 class Pairs(nn.Module):
     """A convolution shared by two calls, a batch norm after a ReLU, a batch norm with a
-    hook, and one clean pair: only the clean pair folds."""
+    hook, one reading a map changed in place after the convolution, and one clean pair: only
+    the clean pair folds."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -142,6 +143,7 @@ class Pairs(nn.Module):
         self.shared, self.shared_bn = nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3)
         self.conv, self.after_relu = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)
         self.hooked_conv, self.hooked = nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4)
+        self.changed_conv, self.changed = nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4)
         self.clean_conv, self.clean = nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4)
         self.hooked.register_forward_hook(lambda m, i, o: None)
 
@@ -149,12 +151,13 @@ class Pairs(nn.Module):
         x = self.shared_bn(self.shared(self.shared(x)))
         x = self.after_relu(torch.relu(self.conv(x)))
         x = self.hooked(self.hooked_conv(x))
+        x = self.changed(self.changed_conv(x).add_(0.5))  # bn(conv(x) + 0.5)
         return self.clean(self.clean_conv(x)).mean(dim=(2, 3))
 
 
 def test_only_a_convolution_run_once_straight_into_a_plain_batch_norm_folds() -> None:
     model = Pairs().eval()
-    for bn in (model.shared_bn, model.after_relu, model.hooked, model.clean):
+    for bn in (model.shared_bn, model.after_relu, model.hooked, model.changed, model.clean):
         bn.running_mean.uniform_(-1, 1)
         bn.running_var.uniform_(0.5, 2)
     twin = channels_last_twin(model)
@@ -166,7 +169,7 @@ def test_only_a_convolution_run_once_straight_into_a_plain_batch_norm_folds() ->
     assert isinstance(twin.clean, nn.Identity)
     assert all(
         isinstance(twin.get_submodule(n), nn.BatchNorm2d)
-        for n in ("shared_bn", "after_relu", "hooked")
+        for n in ("shared_bn", "after_relu", "hooked", "changed")
     )
     training = channels_last_twin(model.train())
     assert training is not None
