@@ -2,11 +2,12 @@
 channels-last, for the many scoring passes of perturbation methods on the CPU.
 
 On the CPU, PyTorch's oneDNN convolutions and its pooling kernels are faster on channels-last
-tensors than on the default (NCHW) layout: a ResNet-18 forward of 16 images of 112 × 112
-px is about 1.15× faster, ResNet-18 and MobileNetV3 at 224 px about 1.4× (measured here,
-torch 2.14, two cores; docs/benchmarks.md). Converting only the input does not help: every
-convolution then converts its weight again on every call. The user's model must not be
-changed, so the scoring passes run on a *twin*: a copy of the model's modules that shares
+tensors than on the default (NCHW) layout: a forward of 16 images is 1.06× to 1.56× faster
+on ResNets, VGG, DenseNet, MobileNetV3 and EfficientNet, and 1.25× to 1.86× with the batch
+norms folded as below (ConvNeXt: 1.0×; measured here, torch 2.14, two cores,
+``tests/benchmarks/bench_twin.py``, docs/benchmarks.md). Converting only the input does not
+help: every convolution then converts its weight again on every call. The user's model must
+not be changed, so the scoring passes run on a *twin*: a copy of the model's modules that shares
 every tensor except the 4-D ones, which it holds as channels-last copies
 (:func:`channels_last_twin`). Being camkit's own copy, the twin may also absorb each
 eval-mode batch norm into the convolution before it (:func:`fold_batch_norms`), which saves

@@ -485,9 +485,10 @@ class MethodContext:
             count: ``N`` when ``versions`` is a function.
             batch_size: the most inputs per forward pass (default :attr:`batch_size`).
             channels_last: on the CPU, for ``float32`` image batches, score with a
-                channels-last twin of the model (:mod:`camkit.twin`: 1.15× to 1.4× faster
-                forwards, same values up to float rounding, a copy of the model's 4-D
-                weights in memory during the call). The twin is made once per call and
+                channels-last twin of the model, its batch norms folded into their
+                convolutions (:mod:`camkit.twin`: forwards 1.25× to 1.86× faster on most
+                CNNs, same values up to float rounding, a copy of the model's 4-D weights in
+                memory during the call). The twin is made once per call and
                 checked against the model's own logits on :attr:`inputs`; where it cannot be
                 made or differs, the model scores. ``False``: always the model itself.
 
