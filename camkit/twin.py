@@ -48,13 +48,18 @@ def channels_last_twin(model: nn.Module) -> nn.Module | None:
     """A twin of ``model`` for channels-last inputs, or ``None`` where it does not apply.
 
     The twin is a copy of the module tree, module by module (a module shared by two parents
-    stays shared): each module is a shallow copy, with its own dictionaries of parameters,
-    buffers, children and hooks. Every 4-D parameter and buffer is replaced by a
-    channels-last copy (parameters with ``requires_grad=False``: the twin computes no
-    parameter gradients); every other tensor, every hook function and every other attribute
-    is shared with ``model``, not copied, so the copy costs the 4-D tensors and a few
-    dictionaries per module whatever else the model holds. Hooks registered on the twin
-    later are the twin's alone. ``model`` itself is only read.
+    stays shared): each module is a new object of the same class with the same attributes
+    and its own tables of parameters, buffers, children and hooks (no ``__copy__``,
+    ``__deepcopy__`` or pickling protocol of the class runs). Every 4-D parameter and buffer
+    is replaced by a channels-last copy (parameters with ``requires_grad=False``: the twin
+    computes no parameter gradients); every other tensor, every hook function and every other
+    attribute (a dictionary two modules share, a torch.fx graph, ...) is shared with
+    ``model``, not copied, so the copy costs the 4-D tensors and a few dictionaries per
+    module whatever else the model holds. Hooks registered on the twin later are the twin's
+    alone. ``model`` itself is only read.
+
+    The model's hook functions run on the twin's forwards as on the model's, with the twin's
+    modules as their ``module`` argument.
 
     Returns ``None`` when the model has no 4-D floating-point tensor on the CPU (nothing to
     gain), or is TorchScript or ``torch.compile``'d (a copy would compile again, or miss its
@@ -82,17 +87,35 @@ def channels_last_twin(model: nn.Module) -> nn.Module | None:
     return _copy_tree(model, replaced, {})
 
 
+def _is_own_table(key: str) -> bool:
+    """Whether ``key`` names one of ``nn.Module``'s own tables, which the twin copies (its
+    parameters, buffers, children and hooks); every other attribute is shared."""
+    return key in _TABLES or "hooks" in key
+
+
+_TABLES = frozenset({"_parameters", "_buffers", "_modules", "_non_persistent_buffers_set"})
+
+
 def _copy_tree(
     module: nn.Module, replaced: dict[int, Tensor], done: dict[int, nn.Module]
 ) -> nn.Module:
     found = done.get(id(module))
     if found is not None:
         return found
-    twin = copy.copy(module)  # a new object whose __dict__ holds the same values
-    done[id(module)] = twin
+    # a bare new object of the same class with the same attributes: neither the class's
+    # __copy__ (an fx GraphModule's would take over the user's graph) nor its pickling
+    # protocol (parametrized modules refuse it) runs
+    cls = type(module)
+    twin = cls.__new__(cls)
+    for owner in cls.__mro__:
+        for slot in getattr(owner, "__slots__", ()):
+            if slot not in ("__dict__", "__weakref__") and hasattr(module, slot):
+                object.__setattr__(twin, slot, getattr(module, slot))
     state = twin.__dict__
+    state.update(module.__dict__)
+    done[id(module)] = twin
     for key, value in list(state.items()):
-        if isinstance(value, (dict, set)):  # parameters, buffers, children, hooks, ...
+        if _is_own_table(key) and isinstance(value, (dict, set)):
             state[key] = copy.copy(value)
     for table in (state["_parameters"], state["_buffers"]):
         for name, tensor in table.items():

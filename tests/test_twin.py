@@ -313,3 +313,94 @@ def test_channels_last_must_be_a_bool() -> None:
         ScoreCAM(channels_last=1)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="channels_last"):
         ISCAM(channels_last="yes")  # type: ignore[arg-type]
+
+
+# ---- models that a plain copy would break ---------------------------------------------------
+
+
+class Encoder(nn.Module):
+    def __init__(self, store: dict[str, Tensor]) -> None:
+        super().__init__()
+        self.conv, self.store = nn.Conv2d(3, 8, 3, padding=1), store
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.conv(x)
+        self.store["skip"] = y  # read by the decoder: a dict the two modules share
+        return torch.relu(y)
+
+
+class Decoder(nn.Module):
+    def __init__(self, store: dict[str, Tensor]) -> None:
+        super().__init__()
+        self.conv, self.store = nn.Conv2d(8, 8, 3, padding=1), store
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x) + self.store["skip"]
+
+
+class SharedStore(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        store: dict[str, Tensor] = {}
+        self.enc, self.dec = Encoder(store), Decoder(store)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.dec(self.enc(x)))
+
+
+class Slotted(nn.Module):
+    __slots__ = ("scale",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.fc = nn.Conv2d(3, 4, 3, padding=1), nn.Linear(4, 3)
+        self.scale = 2.0
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3))) * self.scale
+
+
+def _parametrized() -> nn.Module:
+    torch.manual_seed(0)
+    conv = nn.utils.parametrizations.weight_norm(nn.Conv2d(3, 4, 3, padding=1))
+    return nn.Sequential(conv, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+
+
+def _traced() -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    ).eval()
+    model[1].running_mean.uniform_(-1, 1)
+    return torch.fx.symbolic_trace(model)
+
+
+@pytest.mark.parametrize(
+    ("make", "layer"),
+    [(SharedStore, "dec"), (Slotted, "conv"), (_parametrized, "1"), (_traced, "2")],
+    ids=["shared-dict", "slots", "parametrized", "fx-graph"],
+)
+def test_twin_of_models_a_plain_copy_would_break(make: Any, layer: str) -> None:
+    model = make().eval()
+    x = randn(2, 3, 12, 12, seed=6)
+    graph = getattr(model, "graph", None)
+    kinds = {name: type(m) for name, m in model.named_modules()}
+    assert channels_last_twin(model) is not None
+    maps = [
+        Explainer(model, method=ScoreCAM(channels_last=flag), layer=layer, device="cpu")
+        .explain_batch(x)
+        .maps
+        for flag in (True, False)
+    ]
+    torch.testing.assert_close(maps[0], maps[1], rtol=1e-5, atol=1e-6)
+    assert {name: type(m) for name, m in model.named_modules()} == kinds  # nothing folded
+    if graph is not None:
+        assert model.graph is graph and graph.owning_module is model

@@ -519,15 +519,15 @@ class MethodContext:
 
     def _checked_twin(self, runner: Runner) -> nn.Module | None:
         """A twin that gives this context's logits on its inputs, or ``None``."""
-        twin = channels_last_twin(runner.model)
-        if twin is None:
-            return None
         expected = self._logits
         inputs = self._inputs.contiguous(memory_format=torch.channels_last)
         try:
+            twin = channels_last_twin(runner.model)
+            if twin is None:
+                return None
             fold_batch_norms(twin, inputs[:1])  # finds the pairs: one image will do
             logits = runner.output(twin(inputs))
-        except Exception:  # a model that refuses channels-last inputs (x.view, ...)
+        except Exception:  # a module that refuses to be copied or channels-last inputs
             return None
         if not isinstance(logits, Tensor) or logits.shape != expected.shape:
             return None
