@@ -36,8 +36,6 @@ __all__ = ["channels_last_twin", "fold_batch_norms"]
 def _compiled_or_scripted(model: nn.Module) -> bool:
     """Whether ``model`` is a TorchScript module or wraps a ``torch.compile``'d one: copying
     either would compile again (slowly) or not reach its tensors."""
-    if isinstance(model, torch.jit.ScriptModule):
-        return True
     return any(
         isinstance(module, torch.jit.ScriptModule) or hasattr(module, "_orig_mod")
         for module in model.modules()
@@ -87,13 +85,13 @@ def channels_last_twin(model: nn.Module) -> nn.Module | None:
     return _copy_tree(model, replaced, {})
 
 
+_TABLES = frozenset({"_parameters", "_buffers", "_modules", "_non_persistent_buffers_set"})
+
+
 def _is_own_table(key: str) -> bool:
     """Whether ``key`` names one of ``nn.Module``'s own tables, which the twin copies (its
     parameters, buffers, children and hooks); every other attribute is shared."""
     return key in _TABLES or "hooks" in key
-
-
-_TABLES = frozenset({"_parameters", "_buffers", "_modules", "_non_persistent_buffers_set"})
 
 
 def _copy_tree(
@@ -108,7 +106,8 @@ def _copy_tree(
     cls = type(module)
     twin = cls.__new__(cls)
     for owner in cls.__mro__:
-        for slot in getattr(owner, "__slots__", ()):
+        slots = getattr(owner, "__slots__", ())
+        for slot in (slots,) if isinstance(slots, str) else slots:
             if slot not in ("__dict__", "__weakref__") and hasattr(module, slot):
                 object.__setattr__(twin, slot, getattr(module, slot))
     state = twin.__dict__
@@ -211,9 +210,11 @@ def fold_batch_norms(twin: nn.Module, inputs: Tensor) -> int:
     The pairs are those seen in one forward of ``inputs`` (under the caller's grad mode; one
     image is enough): the batch norm ran once, on the very tensor the convolution returned
     (also run once), unchanged in place since, and neither module has hooks or a second
-    name. A convolution whose output something else
-    also reads cannot be told apart this way: the caller checks the folded twin's logits (as
+    name. A convolution whose output something else also reads cannot be told apart this
+    way: the caller checks the folded twin's logits (as
     :meth:`~camkit.methods.MethodContext.score_inputs` does).
+
+    The folded weight keeps the convolution's layout (channels-last in a twin).
 
     Returns:
         The number of batch norms folded.
@@ -232,17 +233,10 @@ def fold_batch_norms(twin: nn.Module, inputs: Tensor) -> int:
         shift = (bias - norm.running_mean) * scale
         if norm.bias is not None:
             shift = shift + norm.bias
-        folded = (weight * scale.reshape(-1, 1, 1, 1)).to(weight.dtype)
-        folded = folded.detach().contiguous(memory_format=_layout(weight))
+        folded = (weight * scale.reshape(-1, 1, 1, 1)).to(weight.dtype).detach()  # same layout
         conv.weight = nn.Parameter(folded, requires_grad=False)
         conv.bias = nn.Parameter(shift.to(weight.dtype).detach(), requires_grad=False)
         parent_name, _, child = norm_name.rpartition(".")
         parent = twin.get_submodule(parent_name) if parent_name else twin
         parent._modules[child] = nn.Identity()
     return len(pairs)
-
-
-def _layout(weight: Tensor) -> torch.memory_format:
-    if weight.ndim == 4 and weight.is_contiguous(memory_format=torch.channels_last):
-        return torch.channels_last
-    return torch.contiguous_format
